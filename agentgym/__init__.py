@@ -1,0 +1,57 @@
+"""agentgym: multi-turn environments for training LLM agents with reinforcement learning.
+
+Usage::
+
+    import agentgym
+
+    env = agentgym.make("TextWorld-v0", preset="easy")
+    obs, info = env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step(info["expert_action"])
+"""
+
+from agentgym.core import AgentEnv, EnvState, Transition
+from agentgym.errors import (
+    AgentGymError,
+    EnvClosed,
+    EpisodeOver,
+    InvalidOptionError,
+    MissingDependencyError,
+    PolicyError,
+    RecordError,
+    ResetNeeded,
+    TaskNotFoundError,
+    UnknownEnvError,
+)
+from agentgym.policies import (
+    Conversation,
+    ExpertPolicy,
+    HumanPolicy,
+    OpenAIChatPolicy,
+    Policy,
+    RandomPolicy,
+)
+from agentgym.protocols import (
+    CommandToolProtocol,
+    ParsedAction,
+    TagProtocol,
+    ToolCall,
+    ToolCallProtocol,
+)
+from agentgym.records import SCHEMA_VERSION, Episode, Outcome, Turn
+from agentgym.registry import EnvSpec, list_envs, make, register
+from agentgym.rollout import rollout, run_episode
+from agentgym.store import EpisodeWriter, iter_episodes, read_episodes, write_episodes
+from agentgym.summary import summarize, summary_table
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SCHEMA_VERSION", "AgentEnv", "AgentGymError", "CommandToolProtocol", "Conversation",
+    "EnvClosed", "EnvSpec", "EnvState", "Episode", "EpisodeOver", "EpisodeWriter",
+    "ExpertPolicy", "HumanPolicy", "InvalidOptionError", "MissingDependencyError",
+    "OpenAIChatPolicy", "Outcome", "ParsedAction", "Policy", "PolicyError", "RandomPolicy",
+    "RecordError", "ResetNeeded", "TagProtocol", "TaskNotFoundError", "ToolCall",
+    "ToolCallProtocol", "Transition", "Turn", "UnknownEnvError", "iter_episodes", "list_envs",
+    "make", "read_episodes", "register", "rollout", "run_episode", "summarize", "summary_table",
+    "write_episodes",
+]

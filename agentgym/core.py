@@ -1,0 +1,275 @@
+"""The environment contract: :class:`AgentEnv`, a text-in, text-out ``gymnasium.Env``.
+
+A concrete env implements five small hooks (``_load_task``, ``_apply``, ``_outcome``,
+``_state_key``, ``_instruction``) and optionally ``_admissible`` and ``_expert``. The base
+class owns everything every env must do the same way: option checking, the lifecycle, action
+parsing through the env's protocol, invalid actions as observations, turn and invalid-action
+limits, and the standard ``info`` keys.
+
+``info`` keys (where they apply):
+
+=====================  =========================================================
+``task_id``            the task this episode plays (reset and every step)
+``instruction``        the task text (reset)
+``admissible_actions`` commands valid now, plain (not protocol-encoded)
+``tools``              OpenAI function schemas of the env's protocol (``[]`` if none)
+``state_key``          canonical fingerprint of the world state; equal states, equal keys
+``expert_action``      a valid ``step`` argument under the current protocol, or ``None``
+``action_valid``       whether the action parsed (step)
+``parsed_action``      the parsed command / tool call as text (step)
+``thought``            the ``<think>`` text, if any (step)
+``reward_channels``    this turn's named reward components (step)
+``success``            whether the task was achieved (last step)
+``outcome_channels``   the episode's named outcome components (last step)
+=====================  =========================================================
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, SupportsFloat
+
+import gymnasium
+
+from agentgym.errors import EnvClosed, EpisodeOver, ResetNeeded, check_options
+from agentgym.protocols import ActionProtocol, ParsedAction, ToolCall, ToolCallProtocol
+from agentgym.spaces import TextSpace
+
+
+class EnvState(enum.Enum):
+    """Where an env is in its lifecycle."""
+
+    UNRESET = "unreset"
+    RUNNING = "running"
+    DONE = "done"
+    CLOSED = "closed"
+
+
+@dataclass
+class Transition:
+    """What an env's ``_apply`` hook returns for one valid command."""
+
+    observation: str
+    channels: dict[str, float]
+    terminated: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
+    """Base class of every agentgym environment.
+
+    Args:
+        protocol: How action text is parsed (see :mod:`agentgym.protocols`).
+        max_turns: Truncate the episode after this many steps (``None``: no limit).
+        max_invalid_actions: Truncate after this many consecutive invalid actions
+            (``None``: never).
+        render_mode: ``None`` or ``"ansi"``.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
+    description: ClassVar[str] = ""
+    turn_channels: ClassVar[tuple[str, ...]] = ("format",)
+    """Names of the reward channels recorded on every turn (``format`` always among them)."""
+    outcome_channels: ClassVar[tuple[str, ...]] = ("success",)
+    """Names of the outcome channels recorded when the episode ends."""
+    reset_options: ClassVar[frozenset[str]] = frozenset({"task_id", "split"})
+
+    def __init__(
+        self,
+        *,
+        protocol: ActionProtocol,
+        max_turns: int | None = None,
+        max_invalid_actions: int | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        check_options([render_mode] if render_mode else [], self.metadata["render_modes"],
+                      "render_mode")
+        self.protocol = protocol
+        self.max_turns = max_turns
+        self.max_invalid_actions = max_invalid_actions
+        self.render_mode = render_mode
+        self.observation_space = TextSpace()
+        self.action_space = TextSpace()
+        self.state = EnvState.UNRESET
+        self.task_id: str | None = None
+        self.reset_seed: int | None = None
+        self.turn = 0
+        self._invalid_streak = 0
+        self._last_action: str | None = None
+        self._last_observation = ""
+
+    # ------------------------------------------------------------------ the contract
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """Start an episode.
+
+        Args:
+            seed: Seeds the env's own generator (``self.np_random``); with no ``task_id``
+                option, the same seed picks the same task.
+            options: ``task_id`` to replay a known task, ``split`` ("train"/"test"), plus
+                any env-specific options listed in ``reset_options``.
+
+        Returns:
+            The first observation and the info dict (``instruction``, ``task_id``, ...).
+
+        Raises:
+            InvalidOptionError: for an option the env does not know.
+            TaskNotFoundError: for an unknown ``task_id``.
+            EnvClosed: after ``close()``.
+        """
+        self._ensure_open()
+        options = dict(options or {})
+        check_options(options, self.reset_options, "reset option")
+        super().reset(seed=seed)
+        self.reset_seed = seed
+        observation, self.task_id = self._load_task(options)
+        self.state = EnvState.RUNNING
+        self.turn = 0
+        self._invalid_streak = 0
+        self._last_action, self._last_observation = None, observation
+        info = {"task_id": self.task_id, "instruction": self._instruction(), **self._now_info()}
+        return observation, info
+
+    def step(
+        self, action: str | ToolCall | dict[str, Any]
+    ) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Play one action.
+
+        Args:
+            action: The model's raw output text (or a ToolCall / dict under a tool protocol).
+                Text that does not follow the protocol is answered with an observation
+                explaining the problem; it never raises.
+
+        Returns:
+            ``(observation, reward, terminated, truncated, info)``. ``reward`` is the sum of
+            this turn's channels other than ``format``; every channel is in
+            ``info["reward_channels"]``.
+
+        Raises:
+            ResetNeeded: before the first ``reset``.
+            EpisodeOver: after the episode ended (reset to start a new one).
+            EnvClosed: after ``close()``.
+        """
+        self._ensure_running()
+        self.turn += 1
+        parsed = self.protocol.parse(action)
+        transition = self._apply_parsed(parsed)
+        truncated = not transition.terminated and self._hit_limits(parsed.ok)
+        reward = sum(v for k, v in transition.channels.items() if k != "format")
+        info = {
+            "task_id": self.task_id,
+            "action_valid": parsed.ok,
+            "parsed_action": parsed.text if parsed.ok else None,
+            "thought": parsed.thought,
+            "reward_channels": transition.channels,
+            **transition.info,
+        }
+        if transition.terminated or truncated:
+            self.state = EnvState.DONE
+            outcome = self._outcome()
+            info["outcome_channels"] = outcome
+            info["success"] = bool(outcome.get("success", 0.0) >= 1.0)
+        info.update(self._now_info())
+        self._last_action = parsed.text if parsed.ok else str(action)[:200]
+        self._last_observation = transition.observation
+        return transition.observation, float(reward), transition.terminated, truncated, info
+
+    def system_prompt(self) -> str:
+        """Instructions for a model: what the env is and how to write actions."""
+        return f"{self.description}\n\n{self.protocol.describe()}".strip()
+
+    def render(self) -> str | None:  # type: ignore[override]
+        """Return the last action and observation as text (``ansi`` mode)."""
+        if self.render_mode != "ansi":
+            return None
+        head = f"> {self._last_action}\n" if self._last_action else ""
+        return f"{head}{self._last_observation}"
+
+    def close(self) -> None:
+        """Release the env's resources. Idempotent."""
+        if self.state is not EnvState.CLOSED:
+            self._release()
+            self.state = EnvState.CLOSED
+
+    def __enter__(self) -> AgentEnv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ hooks
+    def _load_task(self, options: dict[str, Any]) -> tuple[str, str]:
+        """Start the task chosen by ``options`` / ``self.np_random``; return (obs, task_id)."""
+        raise NotImplementedError
+
+    def _apply(self, command: str | ToolCall) -> Transition:
+        """Apply one valid parsed action to the world."""
+        raise NotImplementedError
+
+    def _instruction(self) -> str:
+        """The current task's instruction text."""
+        raise NotImplementedError
+
+    def _state_key(self) -> str:
+        """A canonical fingerprint of the world state (not of the observation text)."""
+        raise NotImplementedError
+
+    def _outcome(self) -> dict[str, float]:
+        """The outcome channels of the finished episode."""
+        raise NotImplementedError
+
+    def _admissible(self) -> list[str] | None:
+        """Commands valid now, or ``None`` if the env cannot enumerate them."""
+        return None
+
+    def _expert(self) -> str | ToolCall | None:
+        """The expert's next command, or ``None`` if there is no expert or nothing to do."""
+        return None
+
+    def _release(self) -> None:
+        """Free engine resources (called once by ``close``)."""
+
+    # ------------------------------------------------------------------ internals
+    def _apply_parsed(self, parsed: ParsedAction) -> Transition:
+        if not parsed.ok:
+            self._invalid_streak += 1
+            zeros = dict.fromkeys(self.turn_channels, 0.0)
+            return Transition(observation=parsed.error or "Invalid action.", channels=zeros)
+        self._invalid_streak = 0
+        assert parsed.value is not None
+        transition = self._apply(parsed.value)
+        transition.channels = {**dict.fromkeys(self.turn_channels, 0.0),
+                               **transition.channels, "format": 1.0}
+        return transition
+
+    def _hit_limits(self, valid: bool) -> bool:
+        if self.max_turns is not None and self.turn >= self.max_turns:
+            return True
+        limit = self.max_invalid_actions
+        return not valid and limit is not None and self._invalid_streak >= limit
+
+    def _now_info(self) -> dict[str, Any]:
+        expert = self._expert() if self.state is EnvState.RUNNING else None
+        tools = self.protocol.schemas() if isinstance(self.protocol, ToolCallProtocol) else []
+        return {
+            "admissible_actions": self._admissible() or [],
+            "tools": tools,
+            "state_key": self._state_key(),
+            "expert_action": self.protocol.encode(expert) if expert is not None else None,
+        }
+
+    def _ensure_open(self) -> None:
+        if self.state is EnvState.CLOSED:
+            raise EnvClosed(f"{type(self).__name__} is closed; make a new env with make().")
+
+    def _ensure_running(self) -> None:
+        self._ensure_open()
+        if self.state is EnvState.UNRESET:
+            raise ResetNeeded(f"Cannot call {type(self).__name__}.step() before reset().")
+        if self.state is EnvState.DONE:
+            raise EpisodeOver(
+                f"The episode of task {self.task_id!r} is over (terminated or truncated); "
+                "call reset() to start a new one."
+            )

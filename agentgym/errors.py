@@ -1,0 +1,98 @@
+"""The one error tree of agentgym.
+
+Every exception agentgym raises on purpose derives from :class:`AgentGymError`::
+
+    AgentGymError
+    ├── UnknownEnvError          (also a KeyError)   make("TextWorld-v9")
+    ├── InvalidOptionError       (also a ValueError) reset(options={"splt": ...}), bad kwargs
+    ├── TaskNotFoundError        (also a KeyError)   reset(options={"task_id": "nope"})
+    ├── LifecycleError           (also a RuntimeError)
+    │   ├── ResetNeeded                              step() before reset()
+    │   ├── EpisodeOver                              step() after terminated/truncated
+    │   └── EnvClosed                                any call after close()
+    ├── MissingDependencyError   (also an ImportError) an extra is not installed
+    ├── PolicyError                                  a policy call failed (network, bad reply)
+    └── RecordError              (also a ValueError) an Episode record that cannot be read
+
+A malformed *action* is not an error: it is an observation (see ``agentgym.protocols``).
+Messages say what was expected, what came, and how to fix it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class AgentGymError(Exception):
+    """Base class of every error agentgym raises on purpose."""
+
+
+class UnknownEnvError(AgentGymError, KeyError):
+    """An environment id that is not registered."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it readable
+        return str(self.args[0])
+
+
+class InvalidOptionError(AgentGymError, ValueError):
+    """A keyword argument or reset option the environment does not accept."""
+
+
+class TaskNotFoundError(AgentGymError, KeyError):
+    """A task id the environment's task source does not know."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class LifecycleError(AgentGymError, RuntimeError):
+    """An environment method called in the wrong state."""
+
+
+class ResetNeeded(LifecycleError):
+    """``step`` was called before ``reset``."""
+
+
+class EpisodeOver(LifecycleError):
+    """``step`` was called after the episode terminated or was truncated."""
+
+
+class EnvClosed(LifecycleError):
+    """The environment was used after ``close()``."""
+
+
+class MissingDependencyError(AgentGymError, ImportError):
+    """An optional dependency (a package extra) is not installed."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"This needs the `{package}` package, which is not installed. "
+            f"Install it with: pip install 'agentgym[{extra}]'"
+        )
+
+
+class PolicyError(AgentGymError):
+    """A policy failed to produce an action (server down, timeout, malformed reply)."""
+
+
+class RecordError(AgentGymError, ValueError):
+    """An Episode or Turn record that does not match the schema."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return `` Did you mean `x`?`` for the closest choice, or an empty string."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    return f" Did you mean `{close[0]}`?" if close else ""
+
+
+def check_options(given: Iterable[str], allowed: Iterable[str], what: str) -> None:
+    """Raise :class:`InvalidOptionError` naming every unknown key and the allowed ones."""
+    allowed = sorted(allowed)
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        hint = did_you_mean(unknown[0], allowed)
+        raise InvalidOptionError(
+            f"Unknown {what}: {', '.join(map(repr, unknown))}. "
+            f"Allowed: {', '.join(map(repr, allowed)) or '(none)'}.{hint}"
+        )

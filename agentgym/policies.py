@@ -1,0 +1,241 @@
+"""Policies: anything that maps the conversation so far to the next action text.
+
+A policy is any callable ``policy(conversation) -> str``. The rollout loop owns the
+conversation (system prompt, instruction, observation/action turns); a policy only reads it.
+Policies that sample implement ``reseed(seed)`` so that each episode of a group gets its own,
+reproducible sampling seed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from agentgym.errors import PolicyError
+
+
+@dataclass
+class Conversation:
+    """What a policy sees.
+
+    Attributes:
+        messages: OpenAI-style chat messages: the system prompt, the instruction with the
+            first observation, then alternating assistant actions and user observations
+            (shortened to the rollout's history window).
+        info: The info dict of the latest ``reset``/``step`` (admissible actions, expert
+            action, tools, ...).
+        encode: Writes a plain command as valid action text under the env's protocol.
+        turn: How many steps were taken so far.
+    """
+
+    messages: list[dict[str, str]]
+    info: dict[str, Any]
+    encode: Callable[[str], str]
+    turn: int = 0
+
+    @property
+    def observation(self) -> str:
+        """The latest observation text."""
+        return self.messages[-1]["content"] if self.messages else ""
+
+
+class Policy(Protocol):
+    """The policy interface: the conversation in, the next action text out."""
+
+    def __call__(self, conversation: Conversation) -> str: ...
+
+
+@runtime_checkable
+class SeededPolicy(Protocol):
+    """A policy whose sampling can be reseeded per episode."""
+
+    def reseed(self, seed: int) -> None:
+        """Reset the policy's random generator."""
+
+
+def describe(policy: Callable[..., Any]) -> dict[str, Any]:
+    """The policy's metadata for an Episode record (``describe()`` if it has one)."""
+    own = getattr(policy, "describe", None)
+    return own() if callable(own) else {"policy": type(policy).__name__}
+
+
+class ExpertPolicy:
+    """Plays the env's expert action (``info["expert_action"]``)."""
+
+    def __call__(self, conversation: Conversation) -> str:
+        """Return the expert's action for the current state."""
+        action = conversation.info.get("expert_action")
+        if action is None:
+            raise PolicyError(
+                "The env offers no expert action in this state (info['expert_action'] is "
+                "None): the env has no expert, or the game can no longer be won."
+            )
+        return action
+
+    def describe(self) -> dict[str, Any]:
+        """Metadata for the Episode record."""
+        return {"policy": "expert"}
+
+
+class RandomPolicy:
+    """Samples uniformly from ``info["admissible_actions"]``.
+
+    Args:
+        seed: Seed of the policy's own generator (reseeded per episode by the rollout).
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def reseed(self, seed: int) -> None:
+        """Reset the generator."""
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, conversation: Conversation) -> str:
+        """Return a random admissible command, written in the env's protocol."""
+        choices = conversation.info.get("admissible_actions") or []
+        if not choices:
+            raise PolicyError("RandomPolicy needs info['admissible_actions']; this env gives none.")
+        return conversation.encode(choices[int(self.rng.integers(len(choices)))])
+
+    def describe(self) -> dict[str, Any]:
+        """Metadata for the Episode record."""
+        return {"policy": "random"}
+
+
+class HumanPolicy:
+    """A person at the terminal types each action.
+
+    A plain command is written in the env's protocol for you; text starting with ``<`` is
+    sent as it is. ``/help`` lists the admissible commands.
+
+    Args:
+        input_fn: Reads one line (``input`` by default; tests pass their own).
+        console: A rich console to print to.
+    """
+
+    def __init__(self, input_fn: Callable[[str], str] = input, console: Any = None) -> None:
+        from rich.console import Console
+
+        self.input_fn = input_fn
+        self.console = console or Console()
+
+    def __call__(self, conversation: Conversation) -> str:
+        """Show the observation and read the next command."""
+        self.console.print(conversation.observation, markup=False, highlight=False)
+        while True:
+            try:
+                line = self.input_fn("> ").strip()
+            except EOFError as exc:
+                raise PolicyError("The player closed the input (end of file).") from exc
+            if line == "/help":
+                admissible = conversation.info.get("admissible_actions") or ["(not available)"]
+                self.console.print("Admissible: " + ", ".join(admissible), markup=False)
+                continue
+            return line if line.startswith("<") else conversation.encode(line)
+
+    def describe(self) -> dict[str, Any]:
+        """Metadata for the Episode record."""
+        return {"policy": "human"}
+
+
+@dataclass
+class OpenAIChatPolicy:
+    """Any OpenAI-compatible chat endpoint (``vllm serve``, llama.cpp, a hosted API).
+
+    Args:
+        base_url: The API root, e.g. ``http://localhost:8000/v1``.
+        model: The model name the server expects.
+        api_key: Sent as a bearer token when given.
+        temperature: Sampling temperature.
+        max_tokens: Completion length limit.
+        stop: Stop strings.
+        timeout: Seconds per request.
+        retries: Extra attempts after a connection error, a timeout, a 429 or a 5xx.
+        backoff: Seconds before the first retry; doubles each time.
+        extra_body: Extra request fields (e.g. ``{"top_p": 0.9}``).
+    """
+
+    base_url: str
+    model: str = "default"
+    api_key: str | None = None
+    temperature: float = 0.7
+    max_tokens: int = 512
+    stop: list[str] | None = None
+    timeout: float = 60.0
+    retries: int = 3
+    backoff: float = 0.5
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        self._client = httpx.Client(
+            base_url=self.base_url.rstrip("/"), timeout=self.timeout, headers=headers
+        )
+
+    def reseed(self, seed: int) -> None:
+        """Sent as the request's ``seed`` (servers that support it sample reproducibly)."""
+        self.seed = seed
+
+    def __call__(self, conversation: Conversation) -> str:
+        """Send the conversation and return the reply text."""
+        body = {
+            "model": self.model,
+            "messages": conversation.messages,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            **({"stop": self.stop} if self.stop else {}),
+            **({"seed": self.seed} if self.seed is not None else {}),
+            **self.extra_body,
+        }
+        reply = self._post_with_retries(body)
+        try:
+            return reply["choices"][0]["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError) as exc:
+            raise PolicyError(f"Unexpected reply from {self.base_url}: {str(reply)[:300]}") from exc
+
+    def _post_with_retries(self, body: dict[str, Any]) -> dict[str, Any]:
+        import httpx
+
+        problem = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                response = self._client.post("/chat/completions", json=body)
+            except httpx.TransportError as exc:  # connection refused, timeouts, resets
+                problem = f"{type(exc).__name__}: {exc}"
+                continue
+            if response.status_code == 429 or response.status_code >= 500:
+                problem = f"HTTP {response.status_code}: {response.text[:200]}"
+                continue
+            if response.status_code != 200:
+                raise PolicyError(
+                    f"{self.base_url}/chat/completions answered HTTP {response.status_code}: "
+                    f"{response.text[:300]}"
+                )
+            return response.json()
+        raise PolicyError(
+            f"{self.base_url}/chat/completions failed after {self.retries + 1} attempts; "
+            f"last problem: {problem}. Is the server running?"
+        )
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._client.close()
+
+    def describe(self) -> dict[str, Any]:
+        """Metadata for the Episode record."""
+        return {
+            "policy": "openai",
+            "model": self.model,
+            "base_url": self.base_url,
+            "sampling": {"temperature": self.temperature, "max_tokens": self.max_tokens},
+        }

@@ -1,0 +1,147 @@
+"""Episode records: :class:`Turn`, :class:`Episode` and their plain-dict form.
+
+Every later stage (rewards, advantages, tokenisation, the viewer) reads these records and
+nothing else of an env, so they are plain data: JSON types only, versioned by
+``SCHEMA_VERSION``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from agentgym.errors import RecordError
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Turn:
+    """One step of an episode: what the agent saw, what it did, what it got.
+
+    Attributes:
+        index: 0-based turn number.
+        observation: The observation the agent acted on.
+        action: The model's raw action text, exactly as written.
+        parsed_action: The parsed command / tool call as text; ``None`` if invalid.
+        action_valid: Whether the action followed the env's protocol.
+        thought: The ``<think>`` text, if any.
+        reward: The env's scalar reward for this step.
+        reward_channels: This turn's named reward components.
+        state_key: Fingerprint of the state the action was taken in.
+        next_state_key: Fingerprint of the state the action led to.
+        info: A subset of the step's info (admissible actions, expert action, ...).
+        policy_seconds: Time the policy took to produce the action.
+        env_seconds: Time ``env.step`` took.
+        advantage: Filled in by a credit-assignment stage; ``None`` when not computed.
+    """
+
+    index: int
+    observation: str
+    action: str
+    parsed_action: str | None = None
+    action_valid: bool = True
+    thought: str | None = None
+    reward: float = 0.0
+    reward_channels: dict[str, float] = field(default_factory=dict)
+    state_key: str | None = None
+    next_state_key: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    policy_seconds: float = 0.0
+    env_seconds: float = 0.0
+    advantage: float | None = None
+
+
+@dataclass
+class Outcome:
+    """How an episode ended: success, total reward, and the named outcome channels."""
+
+    success: bool = False
+    total_reward: float = 0.0
+    channels: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Episode:
+    """One episode of one task, as the rollout loop recorded it.
+
+    Attributes:
+        env_id: The registered env id.
+        task_id: The task played; replayable with ``reset(options={"task_id": ...})``.
+        seed: The reset seed.
+        group_id: Shared by the episodes of one task sampled together (GRPO/RLOO/SALT).
+        instruction: The task's instruction text.
+        system_prompt: The env's system prompt at the time.
+        turns: The steps, in order.
+        final_observation: What the env answered to the last action.
+        outcome: Success, return and outcome channels.
+        terminated: The task ended (won or lost).
+        truncated: The episode was cut (turn budget, invalid actions, a failure).
+        error: ``{"type", "message"}`` when the rollout failed (policy or env); else ``None``.
+        metadata: Policy, model, sampling parameters, and anything a caller adds.
+        episode_id: A unique id.
+        schema_version: The record format version.
+        created_at: Unix time the episode finished.
+    """
+
+    env_id: str
+    task_id: str
+    seed: int | None = None
+    group_id: str | None = None
+    instruction: str = ""
+    system_prompt: str = ""
+    turns: list[Turn] = field(default_factory=list)
+    final_observation: str = ""
+    outcome: Outcome = field(default_factory=Outcome)
+    terminated: bool = False
+    truncated: bool = False
+    error: dict[str, str] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    episode_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    schema_version: int = SCHEMA_VERSION
+    created_at: float = field(default_factory=time.time)
+
+    @property
+    def num_turns(self) -> int:
+        """How many steps the episode took."""
+        return len(self.turns)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The episode as JSON-ready plain data."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Episode:
+        """Rebuild an episode from :meth:`to_dict` output.
+
+        Raises:
+            RecordError: if required fields are missing, unknown, or of a newer schema.
+        """
+        if not isinstance(data, dict):
+            raise RecordError(f"Expected an episode object, got {type(data).__name__}.")
+        version = data.get("schema_version")
+        if version is None or version > SCHEMA_VERSION:
+            raise RecordError(
+                f"Episode schema_version {version!r} is not supported (this agentgym reads up "
+                f"to {SCHEMA_VERSION}); upgrade agentgym to read this file."
+            )
+        data = dict(data)
+        try:
+            data["turns"] = [_build(Turn, t) for t in data.get("turns", [])]
+            data["outcome"] = _build(Outcome, data.get("outcome", {}))
+            return _build(cls, data)
+        except TypeError as exc:
+            raise RecordError(f"Malformed episode record: {exc}") from exc
+
+
+def _build(kind: type, data: dict[str, Any]) -> Any:
+    names = {f.name for f in fields(kind)}
+    unknown = set(data) - names
+    if unknown:
+        raise RecordError(
+            f"{kind.__name__} record has unknown field(s) {sorted(unknown)}; "
+            f"known: {sorted(names)}."
+        )
+    return kind(**data)

@@ -1,0 +1,112 @@
+"""The env registry: ``make``, ``register``, ``list_envs``.
+
+Built-in families are named here by import string, so ``import agentgym`` never imports an
+engine; third-party envs register through the ``agentgym.envs`` entry-point group or by calling
+:func:`register`. Every id is also registered with Gymnasium as ``agentgym/<id>``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+import gymnasium
+
+from agentgym.errors import UnknownEnvError, check_options, did_you_mean
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """How to build one registered env."""
+
+    id: str
+    entry_point: str
+    description: str = ""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def load(self) -> type:
+        """Import and return the env class (or factory)."""
+        module_name, _, attr = self.entry_point.partition(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+
+_REGISTRY: dict[str, EnvSpec] = {}
+_entry_points_loaded = False
+
+BUILTIN = [
+    EnvSpec(
+        "TextWorld-v0",
+        "environments.textworld:TextWorldEnv",
+        "Generated TextWorld text adventures (presets easy/medium/hard/cooking) on the real "
+        "TextWorld engine.",
+    ),
+]
+
+
+def register(spec: EnvSpec) -> None:
+    """Register an env under ``spec.id`` here and as ``agentgym/<id>`` in Gymnasium."""
+    _REGISTRY[spec.id] = spec
+    gym_id = f"agentgym/{spec.id}"
+    if gym_id not in gymnasium.registry:
+        gymnasium.register(id=gym_id, entry_point=spec.entry_point, kwargs=dict(spec.kwargs))
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for ep in entry_points(group="agentgym.envs"):
+        if ep.name not in _REGISTRY:
+            register(EnvSpec(ep.name, ep.value))
+
+
+def spec(env_id: str) -> EnvSpec:
+    """The :class:`EnvSpec` of a registered id.
+
+    Raises:
+        UnknownEnvError: naming the known ids and the closest match.
+    """
+    if env_id.startswith("agentgym/"):
+        env_id = env_id.removeprefix("agentgym/")
+    if env_id not in _REGISTRY:
+        _load_entry_points()
+    if env_id not in _REGISTRY:
+        known = sorted(_REGISTRY)
+        raise UnknownEnvError(
+            f"No environment {env_id!r}. Known ids: {', '.join(known)}."
+            f"{did_you_mean(env_id, known)}"
+        )
+    return _REGISTRY[env_id]
+
+
+def make(env_id: str, **kwargs: Any) -> Any:
+    """Build a registered env, e.g. ``make("TextWorld-v0", preset="easy")``.
+
+    Args:
+        env_id: A registered id (``agentgym.list_envs()`` lists them).
+        **kwargs: Passed to the env's constructor, over the spec's defaults.
+
+    Raises:
+        UnknownEnvError: for an id that is not registered.
+        InvalidOptionError: for a keyword the env does not accept.
+    """
+    env_spec = spec(env_id)
+    factory = env_spec.load()
+    params = inspect.signature(factory).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        check_options(kwargs, [n for n in params if n != "self"], f"argument of {env_spec.id}")
+    return factory(**{**env_spec.kwargs, **kwargs})
+
+
+def list_envs() -> dict[str, str]:
+    """Every registered id with its one-line description."""
+    _load_entry_points()
+    return {k: _REGISTRY[k].description for k in sorted(_REGISTRY)}
+
+
+for _spec in BUILTIN:
+    register(_spec)

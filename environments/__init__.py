@@ -1,0 +1,1 @@
+"""Environment families, one subpackage each; each imports its engine only when used."""

@@ -1,0 +1,1 @@
+"""Reward specs: turn recorded reward channels into per-turn scalar rewards."""

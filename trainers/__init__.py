@@ -1,0 +1,1 @@
+"""Credit assignment and training: advantage estimators, trajectory graphs, trainers."""
