@@ -46,7 +46,9 @@ class Conversation:
 class Policy(Protocol):
     """The policy interface: the conversation in, the next action text out."""
 
-    def __call__(self, conversation: Conversation) -> str: ...
+    def __call__(self, conversation: Conversation) -> str:
+        """Return the next action text."""
+        ...
 
 
 @runtime_checkable

@@ -21,6 +21,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 MAX_ACTION_CHARS = 16_384
 """Longest action text a protocol will parse; longer text is an invalid action, not a crash."""
 
@@ -74,10 +76,8 @@ def clean_text(raw: object) -> str:
         text = bytes(raw).decode("utf-8", errors="replace")
     else:
         text = str(raw)
-    text = text.encode("utf-8", errors="replace").decode("utf-8")
-    return "".join(
-        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs")
-    )
+    text = _SURROGATE.sub("\ufffd", text)
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
 
 
 class ActionProtocol:

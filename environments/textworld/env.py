@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
 from pathlib import Path
 from typing import Any
 
 from agentgym.core import AgentEnv, Transition
 from agentgym.errors import InvalidOptionError, MissingDependencyError, TaskNotFoundError
 from agentgym.protocols import ActionProtocol, ProtocolName, command_protocol
+from environments.textworld.engine import (
+    clean_feedback,
+    request_infos,
+    start_engine,
+    state_fingerprint,
+)
 from environments.textworld.games import SPLITS, GameSpec, ensure_game, game_seed
 from environments.textworld.games import preset as preset_named
-
-_BANNER_LINE = re.compile(r"\$\$|^[\s_|\\/]+$")
-_STATUS_LINE = re.compile(r"^>\s{8,}.*$", re.MULTILINE)
-
-
-def clean_feedback(text: str) -> str:
-    """Drop TextWorld's ASCII-art banner and the status-bar line from an observation."""
-    text = _STATUS_LINE.sub("", text)
-    lines = [ln for ln in text.splitlines() if not (ln.strip() and _BANNER_LINE.search(ln))]
-    return "\n".join(lines).strip()
-
-
-def request_infos() -> Any:
-    """The game-state fields the env asks TextWorld for on every step."""
-    import textworld
-
-    return textworld.EnvInfos(admissible_commands=True, policy_commands=True, facts=True,
-                              won=True, lost=True, score=True, max_score=True, objective=True)
-
-
-def state_fingerprint(facts: list[Any]) -> str:
-    """A canonical key of the world state: a hash of its sorted logical facts."""
-    blob = "\n".join(sorted(map(str, facts)))
-    return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
 class TextWorldEnv(AgentEnv):
@@ -156,9 +136,7 @@ class TextWorldEnv(AgentEnv):
         path, task_id = self._game_for(options)
         if path != self._engine_path:
             self._release()
-            import textworld
-
-            self._engine = textworld.start(str(path), request_infos=request_infos())
+            self._engine = start_engine(path, request_infos())
             self._engine_path = path
         self._gs = self._engine.reset()
         return clean_feedback(self._gs.feedback), task_id

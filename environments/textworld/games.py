@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agentgym.errors import InvalidOptionError, did_you_mean
+from environments.textworld.engine import quiet_engine, start_engine
 
 Split = Literal["train", "test"]
 SPLITS: tuple[str, ...] = ("train", "test")
@@ -182,8 +183,9 @@ def _walkthrough_wins(game: Any, path: Path) -> bool:
     options = GameOptions()
     options.path = str(path)
     options.force_recompile = True
-    textworld.generator.compile_game(game, options)
-    engine = textworld.start(str(path), request_infos=textworld.EnvInfos(won=True))
+    with quiet_engine():
+        textworld.generator.compile_game(game, options)
+    engine = start_engine(path, textworld.EnvInfos(won=True))
     try:
         state = engine.reset()
         if state["won"]:

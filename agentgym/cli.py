@@ -1,0 +1,175 @@
+"""The ``agentgym`` command: list, play, rollout, replay."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from agentgym.errors import AgentGymError, InvalidOptionError
+
+POLICY_HELP = "expert | random | openai:BASE_URL (any OpenAI-compatible /v1 endpoint)"
+
+
+def parse_env_args(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["preset=easy", "max_turns=30"]`` -> ``{"preset": "easy", "max_turns": 30}``."""
+    kwargs: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise InvalidOptionError(f"Expected KEY=VALUE for --env-arg, got {pair!r}.")
+        try:
+            kwargs[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            kwargs[key] = raw
+    return kwargs
+
+
+def make_policy(name: str, model: str, temperature: float) -> Any:
+    """Build a policy from its command-line name."""
+    from agentgym.policies import ExpertPolicy, OpenAIChatPolicy, RandomPolicy
+
+    if name == "expert":
+        return ExpertPolicy()
+    if name == "random":
+        return RandomPolicy()
+    if name.startswith("openai:"):
+        return OpenAIChatPolicy(base_url=name.removeprefix("openai:"), model=model,
+                                temperature=temperature)
+    raise InvalidOptionError(f"Unknown policy {name!r}. Policies: {POLICY_HELP}.")
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Print the registered envs."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from agentgym.registry import list_envs
+
+    table = Table(title="agentgym environments")
+    table.add_column("id", style="cyan")
+    table.add_column("description")
+    for env_id, description in list_envs().items():
+        table.add_row(env_id, description)
+    Console().print(table)
+    return 0
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    """A person plays one episode in the terminal."""
+    from rich.console import Console
+
+    from agentgym.policies import HumanPolicy
+    from agentgym.registry import make
+    from agentgym.rollout import run_episode
+
+    console = Console()
+    with make(args.env, **parse_env_args(args.env_arg)) as env:
+        console.print(f"[bold]{args.env}[/] — type commands; /help lists admissible ones; "
+                      "Ctrl-D quits.")
+        episode = run_episode(env, HumanPolicy(console=console), seed=args.seed)
+    console.print(episode.final_observation, markup=False)
+    verdict = "[green]You won![/]" if episode.outcome.success else "[red]Not won.[/]"
+    console.print(f"{verdict} {episode.num_turns} turns, return {episode.outcome.total_reward}")
+    return 0
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    """Run one or more policies on the same tasks; write episodes; print a summary."""
+    from rich.console import Console
+
+    from agentgym.registry import make
+    from agentgym.rollout import rollout
+    from agentgym.summary import summary_table
+
+    console = Console()
+    results = {}
+    with make(args.env, **parse_env_args(args.env_arg)) as env:
+        for name in args.policy:
+            policy = make_policy(name, args.model, args.temperature)
+            results[name] = rollout(env, policy, tasks=args.tasks, group_size=args.group,
+                                    seed=args.seed, split=args.split, out=args.out,
+                                    history_window=args.history_window)
+    console.print(summary_table(results, title=f"{args.env}: {args.tasks} tasks x {args.group}"))
+    if args.out:
+        console.print(f"Episodes appended to [bold]{args.out}[/]")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Render recorded episodes."""
+    from rich.console import Console
+
+    from agentgym.replay import episode_list, render_episode
+    from agentgym.store import CorruptLine, iter_episodes
+
+    console = Console()
+    corrupt: list[CorruptLine] = []
+    episodes = list(iter_episodes(args.file, corrupt))
+    for bad in corrupt:
+        console.print(f"skipped {bad.path}:{bad.line}: {bad.reason}", style="yellow",
+                      markup=False)
+    if args.episode is None:
+        console.print(episode_list(episodes))
+        return 0
+    if not 0 <= args.episode < len(episodes):
+        raise InvalidOptionError(
+            f"Episode {args.episode} does not exist; the file has episodes 0..{len(episodes) - 1}."
+        )
+    console.print(render_episode(episodes[args.episode]))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``agentgym`` command."""
+    parser = argparse.ArgumentParser(prog="agentgym", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="list the registered environments").set_defaults(fn=cmd_list)
+
+    play = sub.add_parser("play", help="play an environment yourself")
+    play.add_argument("env")
+    play.add_argument("--seed", type=int, default=None)
+    play.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE")
+    play.set_defaults(fn=cmd_play)
+
+    run = sub.add_parser("rollout", help="run policies and record episodes")
+    run.add_argument("env")
+    run.add_argument("--policy", action="append", required=True, help=POLICY_HELP)
+    run.add_argument("--model", default="default", help="model name for openai: policies")
+    run.add_argument("--temperature", type=float, default=0.7)
+    run.add_argument("--tasks", type=int, default=8)
+    run.add_argument("--group", type=int, default=1, help="episodes per task (G)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--split", choices=["train", "test"], default=None)
+    run.add_argument("--history-window", type=int, default=None)
+    run.add_argument("--out", default=None, help="JSONL file to append episodes to")
+    run.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE")
+    run.set_defaults(fn=cmd_rollout)
+
+    replay = sub.add_parser("replay", help="show recorded episodes")
+    replay.add_argument("file")
+    replay.add_argument("--episode", type=int, default=None, help="render this episode")
+    replay.set_defaults(fn=cmd_replay)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``agentgym`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except AgentGymError as exc:
+        from rich.console import Console
+        from rich.markup import escape
+
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""The adapter to the TextWorld engine: starting games, cleaning text, fingerprinting state."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+_BANNER_LINE = re.compile(r"\$\$|^[\s_|\\/]+$")
+_STATUS_LINE = re.compile(r"^>\s{8,}.*$", re.MULTILINE)
+
+
+def clean_feedback(text: str) -> str:
+    """Drop TextWorld's ASCII-art banner and the status-bar line from an observation."""
+    text = _STATUS_LINE.sub("", text)
+    lines = [ln for ln in text.splitlines() if not (ln.strip() and _BANNER_LINE.search(ln))]
+    return "\n".join(lines).strip()
+
+
+def start_engine(path: Path, infos: Any) -> Any:
+    """Start TextWorld on a game file, without jericho's "not fully supported" warning.
+
+    TextWorld tracks score and state itself, so jericho's own detection is not needed.
+    """
+    import textworld
+
+    with quiet_engine():
+        return textworld.start(str(path), request_infos=infos)
+
+
+@contextmanager
+def quiet_engine() -> Iterator[None]:
+    """Silence jericho's "not fully supported" warning: TextWorld tracks state itself."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is not fully supported")
+        yield
+
+
+def request_infos() -> Any:
+    """The game-state fields the env asks TextWorld for on every step."""
+    import textworld
+
+    return textworld.EnvInfos(admissible_commands=True, policy_commands=True, facts=True,
+                              won=True, lost=True, score=True, max_score=True, objective=True)
+
+
+def state_fingerprint(facts: list[Any]) -> str:
+    """A canonical key of the world state: a hash of its sorted logical facts."""
+    blob = "\n".join(sorted(map(str, facts)))
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
