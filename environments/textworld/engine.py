@@ -11,14 +11,17 @@ from pathlib import Path
 from typing import Any
 
 _BANNER_LINE = re.compile(r"\$\$|^[\s_|\\/]+$")
-_STATUS_LINE = re.compile(r"^>\s{8,}.*$", re.MULTILINE)
 
 
 def clean_feedback(text: str) -> str:
-    """Drop TextWorld's ASCII-art banner and the status-bar line from an observation."""
-    text = _STATUS_LINE.sub("", text)
-    lines = [ln for ln in text.splitlines() if not (ln.strip() and _BANNER_LINE.search(ln))]
-    return "\n".join(lines).strip()
+    """Drop TextWorld's ASCII-art banner and its status-bar line (``>   -= Room =-0/1``)."""
+    prompt = text.rfind("\n>")
+    if prompt >= 0 and text[prompt + 2:prompt + 10].isspace():
+        text = text[:prompt]
+    if "$$" in text:  # the banner only comes with the first observation
+        text = "\n".join(ln for ln in text.splitlines()
+                         if not (ln.strip() and _BANNER_LINE.search(ln)))
+    return text.strip()
 
 
 def start_engine(path: Path, infos: Any) -> Any:
@@ -49,6 +52,13 @@ def request_infos() -> Any:
 
 
 def state_fingerprint(facts: list[Any]) -> str:
-    """A canonical key of the world state: a hash of its sorted logical facts."""
-    blob = "\n".join(sorted(map(str, facts)))
+    """A canonical key of the world state: a hash of its sorted logical facts.
+
+    Built from each fact's predicate and typed arguments (not ``str(fact)``, which is twice
+    as slow), and hashed with SHA-1 so that keys agree across processes.
+    """
+    blob = "\n".join(sorted(
+        f"{fact.name}({','.join(f'{arg.name}:{arg.type}' for arg in fact.arguments)})"
+        for fact in facts
+    ))
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
