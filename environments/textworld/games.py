@@ -136,7 +136,8 @@ MAX_ATTEMPTS = 50
 def _compile(spec: GameSpec, seed: int, path: Path) -> None:
     """Build the first valid game from the attempts of ``seed`` (deterministic)."""
     for attempt in range(MAX_ATTEMPTS):
-        game = _make_game(spec, seed * 1000 + attempt)
+        with quiet_engine():  # the cooking maker compiles a probe game of its own
+            game = _make_game(spec, seed * 1000 + attempt)
         if not _ambiguous_names(game) and _walkthrough_wins(game, path):
             return
     raise RuntimeError(
