@@ -1,10 +1,11 @@
-"""The ``agentgym`` command: list, play, rollout, replay."""
+"""The ``agentgym`` command: list, play, rollout, stats, replay."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -98,19 +99,28 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_episodes(path: str, console: Any) -> list[Any]:
+    """The readable episodes of a file; each skipped line is reported on ``console``."""
+    from agentgym.store import CorruptLine, iter_episodes
+
+    corrupt: list[CorruptLine] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # reported below, in the user's terms
+        episodes = list(iter_episodes(path, corrupt))
+    for bad in corrupt:
+        console.print(f"skipped {bad.path}:{bad.line}: {bad.reason}", style="yellow",
+                      markup=False)
+    return episodes
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     """Render recorded episodes."""
     from rich.console import Console
 
     from agentgym.replay import episode_list, render_episode
-    from agentgym.store import CorruptLine, iter_episodes
 
     console = Console()
-    corrupt: list[CorruptLine] = []
-    episodes = list(iter_episodes(args.file, corrupt))
-    for bad in corrupt:
-        console.print(f"skipped {bad.path}:{bad.line}: {bad.reason}", style="yellow",
-                      markup=False)
+    episodes = load_episodes(args.file, console)
     if args.episode is None:
         console.print(episode_list(episodes))
         return 0
@@ -119,6 +129,38 @@ def cmd_replay(args: argparse.Namespace) -> int:
             f"Episode {args.episode} does not exist; the file has episodes 0..{len(episodes) - 1}."
         )
     console.print(render_episode(episodes[args.episode]))
+    return 0
+
+
+def load_spec_argument(text: str) -> Any:
+    """A reward spec from a YAML/JSON file path or an inline YAML/JSON mapping."""
+    from pathlib import Path
+
+    from rewards import from_yaml
+
+    path = Path(text)
+    return from_yaml(path.read_text() if path.is_file() else text)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """Rates and per-channel statistics of a run; with --spec, the run re-scored."""
+    from rich.console import Console
+
+    from agentgym.summary import channel_values, stats_table, summary_table
+
+    console = Console()
+    episodes = load_episodes(args.file, console)
+    if not episodes:
+        raise InvalidOptionError(f"{args.file} holds no readable episodes.")
+    console.print(summary_table({args.file: episodes}, title="Run"))
+    console.print(stats_table(channel_values(episodes), title="Channels (per episode)"))
+    if args.spec:
+        spec = load_spec_argument(args.spec)
+        returns = [sum(spec(e)) for e in episodes]
+        console.print(f"Re-scored with {spec!r}")
+        console.print(stats_table({"return under spec": returns,
+                                   "recorded return": [e.outcome.total_reward for e in episodes]},
+                                  title="Returns"))
     return 0
 
 
@@ -148,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, help="JSONL file to append episodes to")
     run.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE")
     run.set_defaults(fn=cmd_rollout)
+
+    stats = sub.add_parser("stats", help="rates and channel statistics of a run; re-score it")
+    stats.add_argument("file")
+    stats.add_argument("--spec", default=None,
+                       help="a reward spec (YAML/JSON file or inline mapping) to re-score with")
+    stats.set_defaults(fn=cmd_stats)
 
     replay = sub.add_parser("replay", help="show recorded episodes")
     replay.add_argument("file")

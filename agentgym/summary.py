@@ -1,4 +1,4 @@
-"""Summaries of a batch of episodes: success rate, returns, turns, per-channel means."""
+"""Summaries of a batch of episodes: rates, returns, turns, and every channel's statistics."""
 
 from __future__ import annotations
 
@@ -13,35 +13,59 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
-def summarize(episodes: Sequence[Episode]) -> dict[str, float]:
-    """Headline numbers of a batch of episodes.
+def channel_values(episodes: Sequence[Episode]) -> dict[str, list[float]]:
+    """Per-episode values of every channel: ``turn/<name>`` (summed) and ``outcome/<name>``.
 
-    Returns:
-        ``episodes``, ``success_rate``, ``mean_return``, ``mean_turns``, ``invalid_rate``
-        (share of turns whose action did not parse), ``errors`` (failed rollouts), and the
-        mean of every turn channel (summed per episode, ``turn/<name>``) and outcome channel
-        (``outcome/<name>``).
+    An episode that lacks a channel contributes nothing to it.
     """
-    turns = [t for e in episodes for t in e.turns]
-    stats: dict[str, float] = {
-        "episodes": len(episodes),
-        "success_rate": _mean([float(e.outcome.success) for e in episodes]),
-        "mean_return": _mean([e.outcome.total_reward for e in episodes]),
-        "mean_turns": _mean([e.num_turns for e in episodes]),
-        "invalid_rate": _mean([float(not t.action_valid) for t in turns]),
-        "errors": sum(e.error is not None for e in episodes),
-    }
-    per_episode: dict[str, list[float]] = defaultdict(list)
+    values: dict[str, list[float]] = defaultdict(list)
     for episode in episodes:
         totals: dict[str, float] = defaultdict(float)
         for turn in episode.turns:
             for name, value in turn.reward_channels.items():
                 totals[name] += value
         for name, value in totals.items():
-            per_episode[f"turn/{name}"].append(value)
+            values[f"turn/{name}"].append(value)
         for name, value in episode.outcome.channels.items():
-            per_episode[f"outcome/{name}"].append(value)
-    stats.update({name: _mean(values) for name, values in sorted(per_episode.items())})
+            values[f"outcome/{name}"].append(value)
+    return dict(sorted(values.items()))
+
+
+def rates(episodes: Sequence[Episode]) -> dict[str, float]:
+    """Success, completion and modification rates.
+
+    Completion: the episode ended by itself (a win, a loss, a submit), not by a limit or an
+    error. Modification: the mean of the ``modified`` outcome channel, where recorded.
+    """
+    out = {
+        "success_rate": _mean([float(e.outcome.success) for e in episodes]),
+        "completion_rate": _mean([float(e.terminated and not e.error) for e in episodes]),
+    }
+    modified = [e.outcome.channels["modified"] for e in episodes
+                if "modified" in e.outcome.channels]
+    if modified:
+        out["modification_rate"] = _mean(modified)
+    return out
+
+
+def summarize(episodes: Sequence[Episode]) -> dict[str, float]:
+    """Headline numbers of a batch of episodes.
+
+    Returns:
+        ``episodes``, the rates of :func:`rates`, ``mean_return``, ``mean_turns``,
+        ``invalid_rate`` (share of turns whose action did not parse), ``errors`` (failed
+        rollouts), and the mean of every channel of :func:`channel_values`.
+    """
+    turns = [t for e in episodes for t in e.turns]
+    stats: dict[str, float] = {
+        "episodes": len(episodes),
+        **rates(episodes),
+        "mean_return": _mean([e.outcome.total_reward for e in episodes]),
+        "mean_turns": _mean([e.num_turns for e in episodes]),
+        "invalid_rate": _mean([float(not t.action_valid) for t in turns]),
+        "errors": sum(e.error is not None for e in episodes),
+    }
+    stats.update({name: _mean(v) for name, v in channel_values(episodes).items()})
     return stats
 
 
@@ -57,6 +81,19 @@ def summary_table(groups: dict[str, Sequence[Episode]], title: str = "Rollout su
         table.add_column(name, justify="right")
     for row in rows:
         table.add_row(row, *(_fmt(row, s.get(row)) for s in stats.values()))
+    return table
+
+
+def stats_table(columns: dict[str, Sequence[float]], title: str) -> Any:
+    """A rich table of mean / min / max / count for each named column of numbers."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for name in ("name", "mean", "min", "max", "n"):
+        table.add_column(name, justify="left" if name == "name" else "right")
+    for name, values in columns.items():
+        table.add_row(name, f"{_mean(values):.4g}", f"{min(values):.4g}", f"{max(values):.4g}",
+                      str(len(values)))
     return table
 
 

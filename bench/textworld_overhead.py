@@ -111,7 +111,8 @@ def main() -> None:
         table.add_row(label, f"{rate[name]:.1f}", f"{rate[name] / rate['raw']:.3f}")
     Console().print(table)
     ratio = rate["agentgym"] / rate["raw"]
-    print(f"RATIO agentgym/raw = {ratio:.3f} (target >= 0.95: {'met' if ratio >= 0.95 else 'NOT met'})")
+    verdict = "met" if ratio >= 0.95 else "NOT met"
+    print(f"RATIO agentgym/raw = {ratio:.3f} (target >= 0.95: {verdict})")
 
 
 if __name__ == "__main__":

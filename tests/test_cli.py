@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 
@@ -63,3 +64,17 @@ def test_play_in_the_terminal():
     out = run("play", "TextWorld-v0", "--seed", "0", stdin="\n".join(commands) + "\n")
     assert out.returncode == 0, out.stderr
     assert "You won!" in out.stdout
+
+
+def test_stats_rescores_a_run_under_another_spec(tmp_path):
+    path = tmp_path / "eps.jsonl"
+    agentgym.rollout("TextWorld-v0", agentgym.ExpertPolicy(), tasks=2, out=path, progress=False)
+    spec = ("{type: gated, high: success, threshold: 1.0, "
+            "immediate: {type: weighted, weights: {format: 0.5}}}")
+    out = run("stats", str(path), "--spec", spec)
+    assert out.returncode == 0, out.stderr
+    assert "completion_rate" in out.stdout and "turn/progress" in out.stdout
+    # easy games take 2 expert turns: 2 * 0.5 format + 1 success = 2.0 per episode
+    assert re.search(r"return under spec\s*│\s*2\s*│\s*2\s*│\s*2\s*│\s*2\s", out.stdout)
+    bad = run("stats", str(path), "--spec", "{type: weighted, weights: {progres: 1}}")
+    assert bad.returncode == 2 and "Did you mean `progress`" in bad.stderr

@@ -21,7 +21,8 @@ class ChatServer:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests.append((self.path, body))
-                status, content = server.replies.pop(0) if server.replies else (200, "<action>look</action>")
+                default = (200, "<action>look</action>")
+                status, content = server.replies.pop(0) if server.replies else default
                 payload = (json.dumps({"choices": [{"message": {"role": "assistant",
                            "content": content}}]}) if status == 200 else "overloaded").encode()
                 self.send_response(status)
