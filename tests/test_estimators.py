@@ -1,0 +1,202 @@
+import math
+
+import numpy as np
+import pytest
+
+from agentgym.records import Episode, Outcome, Turn
+from trainers import (
+    GRPO,
+    RLOO,
+    SALT,
+    Batch,
+    BatchError,
+    DrGRPO,
+    GiGPO,
+    ObservationMatch,
+    PrefixMatch,
+    ReinforcePP,
+    TurnGAE,
+    build_graph,
+)
+
+TOL = 1e-5
+
+
+def ep(rewards, group="g", keys=None, actions=None, task="t", truncated=False, success=None):
+    """An episode with per-turn rewards; keys are the states s_0..s_T."""
+    n = len(rewards)
+    keys = keys or [f"{group}-s{i}-{id(rewards)}" for i in range(n + 1)]
+    actions = actions or [f"a{i}" for i in range(n)]
+    turns = [Turn(index=i, observation=f"obs {keys[i]}", action=actions[i],
+                  parsed_action=actions[i], reward=float(r), state_key=keys[i],
+                  next_state_key=keys[i + 1]) for i, r in enumerate(rewards)]
+    won = sum(rewards) > 0 if success is None else success
+    return Episode(env_id="Test-v0", task_id=task, group_id=group, turns=turns,
+                   final_observation=f"obs {keys[n]}", truncated=truncated,
+                   outcome=Outcome(success=won))
+
+
+def flat(arrays):
+    return [float(x) for a in arrays for x in a]
+
+
+def approx(arrays, expected):
+    got = flat(arrays)
+    assert len(got) == len(expected) and all(math.isclose(g, e, abs_tol=TOL)
+                                             for g, e in zip(got, expected)), got
+
+
+# ------------------------------------------------------------------ GRPO family
+def test_grpo_hand_worked():
+    batch = Batch.from_episodes([ep([1]), ep([0]), ep([0]), ep([1])])
+    a = 0.5 / math.sqrt(1 / 3)  # (R - 0.5) / sample std
+    approx(GRPO()(batch), [a, -a, -a, a])
+
+
+def test_grpo_multi_turn_broadcasts_the_trajectory_advantage():
+    batch = Batch.from_episodes([ep([0, 1]), ep([0, 0, 0])])
+    a = 0.5 / math.sqrt(0.5)
+    approx(GRPO()(batch), [a, a, -a, -a, -a])
+
+
+def test_grpo_edge_cases():
+    approx(GRPO()(Batch.from_episodes([ep([2.0])])), [2.0])              # group of one: A = R
+    approx(GRPO()(Batch.from_episodes([ep([1]), ep([1]), ep([1])])), [0, 0, 0])  # all equal
+    two_groups = Batch.from_episodes([ep([1], "x"), ep([0], "x"), ep([5], "y")])
+    approx(GRPO()(two_groups), [1 / math.sqrt(0.5) / 2 * 1, -1 / math.sqrt(0.5) / 2, 5.0])
+
+
+def test_dr_grpo_and_rloo():
+    batch = Batch.from_episodes([ep([1]), ep([0]), ep([0]), ep([1])])
+    approx(DrGRPO()(batch), [0.5, -0.5, -0.5, 0.5])
+    approx(RLOO()(Batch.from_episodes([ep([1]), ep([0]), ep([0])])), [1.0, -0.5, -0.5])
+    approx(RLOO()(Batch.from_episodes([ep([3.0])])), [3.0])
+    approx(DrGRPO()(Batch.from_episodes([ep([3.0])])), [3.0])
+
+
+def test_reinforce_pp_batch_whitened():
+    batch = Batch.from_episodes([ep([1, 0], "a"), ep([0, 0, 2], "b")])
+    # returns [1, 0] and [2, 2, 2]: mean 1.4, std 0.8
+    approx(ReinforcePP()(batch), [-0.5, -1.75, 0.75, 0.75, 0.75])
+    half = ReinforcePP(gamma=0.5)(batch)
+    raw = np.array([1, 0, 0.5, 1, 2])
+    approx(half, list((raw - raw.mean()) / np.sqrt(raw.var() + 1e-8)))
+
+
+def test_reinforce_pp_group_baseline():
+    batch = Batch.from_episodes([ep([1, 0]), ep([0, 0, 2])])
+    # R - mean_g = [-0.5, 0.5] per turn: [-.5, -.5, .5, .5, .5]; mean 0.1, std sqrt(0.24)
+    s = math.sqrt(0.24)
+    approx(ReinforcePP(baseline=True)(batch), [-0.6 / s] * 2 + [0.4 / s] * 3)
+
+
+def test_turn_gae_terminal_truncated_and_discounted():
+    done = Batch.from_episodes([ep([0, 0, 1])])
+    approx(TurnGAE()(done, [[0.5, 0.6, 0.8]]), [0.5, 0.4, 0.2])
+    approx(TurnGAE(gamma=0.5)(done, [[0.5, 0.6, 0.8]]), [-0.25, -0.1, 0.2])
+    cut = Batch.from_episodes([ep([0, 0, 1], truncated=True)])
+    approx(TurnGAE()(cut, [[0.5, 0.6, 0.8, 0.5]]), [1.0, 0.9, 0.7])     # bootstrap V(s_3)
+    approx(TurnGAE(bootstrap_truncated=False)(cut, [[0.5, 0.6, 0.8, 0.5]]), [0.5, 0.4, 0.2])
+    with pytest.raises(BatchError, match="needs V\\(s_K\\): give 4 values"):
+        TurnGAE()(cut, [[0.5, 0.6, 0.8]])
+
+
+# ------------------------------------------------------------------ SALT
+def salt_group():
+    """Four trajectories from s0; a shared first move, then a shared or a distinct path."""
+    return [
+        ep([0, 1], keys=["s0", "s1", "s2"], actions=["a", "b"]),                # win
+        ep([0, 0, 0], keys=["s0", "s1", "s2", "s3"], actions=["a", "b", "c"]),  # lose
+        ep([0, 0], keys=["s0", "s1", "s4"], actions=["a", "x"]),                # lose
+        ep([0, 1], keys=["s0", "s1", "s5"], actions=["a", "y"]),                # win
+    ]
+
+
+def test_salt_hand_worked():
+    episodes = salt_group()
+    a = 0.5 / math.sqrt(1 / 3)
+    batch = Batch.from_episodes(episodes)
+    approx(SALT()(batch), [0, 0,  0, 0, -a,  0, -a,  0, a])
+    graph = build_graph(episodes)
+    assert graph.shared(0, 0) == 4 and graph.shared(1, 1) == 2 and graph.shared(2, 1) == 1
+    assert len(graph.edges) == 5 and len(graph.nodes) == 6
+
+
+@pytest.mark.parametrize("base", [GRPO(), RLOO(), DrGRPO()])
+def test_salt_invariants(base):
+    batch = Batch.from_episodes(salt_group())
+    salt, plain = SALT(base=base)(batch), base(batch)
+    first_moves = [a[0] for a in salt]
+    assert all(abs(v) < 1e-9 for v in first_moves)          # an edge everyone took: 0
+    assert math.isclose(salt[2][1], plain[2][1])            # an edge one took: its own A
+    assert math.isclose(sum(flat(salt)), sum(flat(plain)), abs_tol=1e-9)  # total kept
+
+
+def test_salt_group_of_one_is_the_base():
+    batch = Batch.from_episodes([ep([0, 1, 0])])
+    assert flat(SALT()(batch)) == flat(GRPO()(batch))
+
+
+def test_salt_repeated_edge_counting():
+    # ep0 takes the edge (s1, look, s1) twice, ep1 once
+    loop = [ep([0, 0, 0, 1], keys=["s0", "s1", "s1", "s1", "s9"],
+               actions=["a", "look", "look", "go"]),
+            ep([0, 0], keys=["s0", "s1", "s1"], actions=["a", "look"])]
+    batch = Batch.from_episodes(loop)
+    a0, a1 = flat(GRPO()(batch))[0], flat(GRPO()(batch))[-1]
+    by_trajectory = SALT()(batch)
+    by_occurrence = SALT(count="occurrence")(batch)
+    assert math.isclose(by_trajectory[0][1], (a0 + a1) / 2, abs_tol=1e-9)
+    assert math.isclose(by_occurrence[0][1], (2 * a0 + a1) / 3, abs_tol=1e-9)
+    assert math.isclose(sum(flat(by_occurrence)), sum(flat(GRPO()(batch))), abs_tol=1e-9)
+
+
+def test_other_matchers():
+    episodes = salt_group()
+    prefix = build_graph(episodes, PrefixMatch())
+    assert prefix.shared(0, 0) == 4 and prefix.shared(1, 1) == 2
+    text = build_graph(episodes, ObservationMatch())
+    assert text.shared(0, 0) == 4
+    data = prefix.to_dict()
+    assert data["trajectories"] == 4
+    first = [e for e in data["edges"] if e["traversals"] == 4]
+    assert len(first) == 1 and first[0]["successes"] == 2
+
+
+# ------------------------------------------------------------------ GiGPO
+def gigpo_group():
+    return [ep([0, 1], keys=["s0", "s1", "w"]), ep([0, 0, 0], keys=["s0", "s2", "s1", "z"])]
+
+
+def test_gigpo_hand_worked():
+    batch = Batch.from_episodes(gigpo_group())
+    approx(GiGPO(gamma=1.0, episode_stats="trajectory")(batch), [1, 1, -1, -0.5, -1])
+    # step rows: the episode mean is over 5 rows (2 of R=1, 3 of R=0): 0.4
+    approx(GiGPO(gamma=1.0, omega=0.0)(batch), [0.6, 0.6, -0.4, -0.4, -0.4])
+    s = 1 / math.sqrt(0.5)  # 0.5 / sample std of [1, 0]
+    approx(GiGPO(gamma=1.0, mode="mean_std_norm", episode_stats="trajectory")(batch),
+           [s / 2 * 2, s / 2 * 2, -s, -s / 2, -s])
+
+
+def test_gigpo_edge_cases():
+    approx(GiGPO()(Batch.from_episodes([ep([2.0])])), [2.0])  # groups of one: A^E = R, A^S = 0
+    approx(GiGPO(mode="mean_std_norm")(Batch.from_episodes([ep([1]), ep([1])])), [0, 0])
+    obs = GiGPO(gamma=1.0, anchor="observation", similarity=0.9,
+                episode_stats="trajectory")(Batch.from_episodes(gigpo_group()))
+    approx(obs, [1, 1, -1, -0.5, -1])
+
+
+# ------------------------------------------------------------------ bad input
+def test_bad_batches_are_named():
+    with pytest.raises(BatchError, match="empty"):
+        Batch.from_episodes([])
+    with pytest.raises(BatchError, match="Group 'g' mixes tasks \\['t1', 't2'\\]"):
+        Batch.from_episodes([ep([1], task="t1"), ep([0], task="t2")])
+    with pytest.raises(BatchError, match="non-finite rewards on turn\\(s\\) \\[1\\]"):
+        Batch.from_episodes([ep([0, float("nan")])])
+    with pytest.raises(BatchError, match="has 2 turns but 1 rewards"):
+        Batch.from_episodes([ep([0, 1])], rewards=[[1.0]])
+    lone = ep([1])
+    lone.group_id = None
+    with pytest.raises(BatchError, match="no group_id"):
+        Batch.from_episodes([lone])

@@ -1,0 +1,194 @@
+"""Advantage estimators: GRPO, Dr.GRPO, RLOO, REINFORCE++ and turn-level GAE.
+
+Each estimator is a small object whose ``__call__(batch)`` returns one array of per-turn
+advantages per episode (the batch's order). The maths lives in the pure functions below,
+written as the formulas in shared/reference/algorithms.md §8:
+
+    GRPO       A_i = (R_i - mean_g R) / (std_g R + eps)      group of one: mean := 0, std := 1
+    Dr.GRPO    A_i =  R_i - mean_g R                         (no std; group of one: A = R)
+    RLOO       A_i =  R_i - mean_{j != i} R_j                 group of one: A = R
+    REINFORCE++ A_{i,t} = whiten_batch( G_{i,t} ),  G_{i,t} = sum_{k>=t} gamma^{k-t} r_{i,k}
+      baseline  A_{i,t} = whiten_batch( R_i - mean_g R )
+    GAE        delta_k = r_k + gamma V(s_{k+1}) - V(s_k),  A_k = sum_l (gamma lam)^l delta_{k+l}
+               V(s_{K+1}) = 0 at a terminal state; on truncation, V(s_{K+1}) or 0 (selectable)
+
+``R_i = sum_t r_{i,t}``: group-based estimators see dense turn rewards only through their sum,
+and broadcast the trajectory advantage to every turn. std is the sample std (ddof = 1, as
+torch.std in verl); all-equal rewards give 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from trainers.batch import Batch, BatchError
+
+
+# ---------------------------------------------------------------- pure functions
+def grpo_advantages(returns: np.ndarray, normalize_std: bool = True,
+                    eps: float = 1e-6) -> np.ndarray:
+    """Group-relative advantages of one group's returns, shape ``(G,)``."""
+    if len(returns) == 1:
+        mean, std = 0.0, 1.0
+    else:
+        mean, std = returns.mean(), returns.std(ddof=1)
+    centred = returns - mean
+    return centred / (std + eps) if normalize_std else centred
+
+
+def rloo_advantages(returns: np.ndarray) -> np.ndarray:
+    """Leave-one-out advantages ``R_i - mean_{j != i} R_j`` of one group, shape ``(G,)``."""
+    g = len(returns)
+    if g == 1:
+        return returns.copy()
+    return returns - (returns.sum() - returns) / (g - 1)
+
+
+def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
+    """``G_t = sum_{k >= t} gamma^{k-t} r_k`` for one episode."""
+    out = np.empty_like(rewards)
+    running = 0.0
+    for t in range(len(rewards) - 1, -1, -1):
+        running = rewards[t] + gamma * running
+        out[t] = running
+    return out
+
+
+def whiten(arrays: Sequence[np.ndarray], eps: float = 1e-8) -> list[np.ndarray]:
+    """``(x - mean) / sqrt(var + eps)`` with mean and variance over every element of all arrays."""
+    flat = np.concatenate(arrays) if arrays else np.zeros(0)
+    if flat.size == 0:
+        return [a.copy() for a in arrays]
+    mean, var = flat.mean(), flat.var()
+    return [(a - mean) / np.sqrt(var + eps) for a in arrays]
+
+
+def gae(rewards: np.ndarray, values: np.ndarray, last_value: float, gamma: float,
+        lam: float) -> np.ndarray:
+    """Turn-level GAE of one episode.
+
+    Args:
+        rewards: ``r_0 .. r_{K-1}``.
+        values: ``V(s_0) .. V(s_{K-1})``.
+        last_value: ``V(s_K)``, the value after the last turn (0 at a terminal state).
+        gamma: Discount.
+        lam: GAE lambda.
+    """
+    next_values = np.append(values[1:], last_value)
+    deltas = rewards + gamma * next_values - values
+    return discounted_returns(deltas, gamma * lam)
+
+
+# ---------------------------------------------------------------- estimator objects
+def _broadcast(batch: Batch, per_episode: np.ndarray) -> list[np.ndarray]:
+    return [np.full(len(r), a, dtype=np.float64) for r, a in zip(batch.rewards, per_episode)]
+
+
+def _per_group(batch: Batch, fn) -> np.ndarray:
+    returns = batch.returns()
+    out = np.empty_like(returns)
+    for members in batch.groups:
+        idx = list(members)
+        out[idx] = fn(returns[idx])
+    return out
+
+
+@dataclass(frozen=True)
+class GRPO:
+    """GRPO: ``A_i = (R_i - mean_g) / (std_g + eps)``; ``normalize_std=False`` is Dr.GRPO's."""
+
+    normalize_std: bool = True
+    eps: float = 1e-6
+
+    def trajectory_advantages(self, batch: Batch) -> np.ndarray:
+        """One advantage per episode, shape ``(N,)``."""
+        return _per_group(batch, lambda r: grpo_advantages(r, self.normalize_std, self.eps))
+
+    def __call__(self, batch: Batch) -> list[np.ndarray]:
+        """Per-turn advantages (the trajectory advantage on every turn)."""
+        return _broadcast(batch, self.trajectory_advantages(batch))
+
+
+@dataclass(frozen=True)
+class DrGRPO(GRPO):
+    """Dr.GRPO: ``A_i = R_i - mean_g`` (GRPO without the std division).
+
+    Dr.GRPO also changes the loss aggregation to a constant-length normaliser; that belongs
+    to the loss (``loss_agg_mode``), not to the advantage.
+    """
+
+    normalize_std: bool = False
+
+
+@dataclass(frozen=True)
+class RLOO:
+    """RLOO: ``A_i = R_i - mean_{j != i} R_j = G/(G-1) (R_i - mean_g)``."""
+
+    def trajectory_advantages(self, batch: Batch) -> np.ndarray:
+        """One advantage per episode, shape ``(N,)``."""
+        return _per_group(batch, rloo_advantages)
+
+    def __call__(self, batch: Batch) -> list[np.ndarray]:
+        """Per-turn advantages (the trajectory advantage on every turn)."""
+        return _broadcast(batch, self.trajectory_advantages(batch))
+
+
+@dataclass(frozen=True)
+class ReinforcePP:
+    """REINFORCE++: batch-whitened discounted returns per turn.
+
+    ``baseline=True`` is the group-baseline variant: ``whiten_batch(R_i - mean_g)``. The
+    ``-beta * KL`` token reward of the paper belongs in the reward, before this step. Returns
+    are carried across turns (verl resets them at every masked token, which in a multi-turn
+    sequence would cut credit at each observation).
+    """
+
+    gamma: float = 1.0
+    baseline: bool = False
+
+    def __call__(self, batch: Batch) -> list[np.ndarray]:
+        """Per-turn advantages."""
+        if self.baseline:
+            centred = GRPO(normalize_std=False)(batch)
+            return whiten(centred)
+        return whiten([discounted_returns(r, self.gamma) for r in batch.rewards])
+
+
+@dataclass(frozen=True)
+class TurnGAE:
+    """Turn-level GAE from per-turn values (Turn-PPO style).
+
+    Args:
+        gamma: Discount.
+        lam: GAE lambda.
+        bootstrap_truncated: On a truncated episode, use ``V(s_K)`` (the last entry of its
+            values, which then has ``K + 1`` entries) instead of 0.
+    """
+
+    gamma: float = 1.0
+    lam: float = 1.0
+    bootstrap_truncated: bool = True
+
+    def __call__(self, batch: Batch, values: Sequence[Sequence[float]]) -> list[np.ndarray]:
+        """Per-turn advantages; ``values[i]`` holds ``V(s_0..s_{K-1})`` (or ``..s_K``)."""
+        if len(values) != len(batch.episodes):
+            raise BatchError(f"TurnGAE got values for {len(values)} episodes; the batch has "
+                             f"{len(batch.episodes)}.")
+        out = []
+        for episode, rewards, v in zip(batch.episodes, batch.rewards, values):
+            v = np.asarray(v, dtype=np.float64)
+            k = len(rewards)
+            if len(v) not in (k, k + 1):
+                raise BatchError(f"Episode {episode.episode_id} has {k} turns; give {k} values "
+                                 f"(or {k + 1} with V(s_K)), not {len(v)}.")
+            bootstrap = episode.truncated and self.bootstrap_truncated
+            if bootstrap and len(v) == k:
+                raise BatchError(f"Episode {episode.episode_id} was truncated and "
+                                 "bootstrap_truncated=True, so it needs V(s_K): give "
+                                 f"{k + 1} values, not {k}.")
+            out.append(gae(rewards, v[:k], float(v[k]) if bootstrap else 0.0,
+                           self.gamma, self.lam))
+        return out

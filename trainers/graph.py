@@ -1,0 +1,179 @@
+"""The trajectory graph of one group: states as nodes, transitions as edges, merged.
+
+Different trajectories of the same task often pass through the same states and take the
+same steps (the same first moves, the same detour). The graph merges them: an edge is a
+``(state, action, next state)`` triple, and it remembers every ``(episode, turn)`` that
+traversed it and how those episodes ended. SALT averages advantages over these occurrences.
+
+What counts as "the same state" is a :class:`StateMatcher`:
+
+* :class:`StateKeyMatch` (default): the env's ``state_key``, an exact world-state fingerprint;
+* :class:`ObservationMatch`: the observation text;
+* :class:`PrefixMatch`: the whole history so far (the graph becomes a prefix tree);
+* :class:`LastKMatch`: the last ``k`` (observation, action) pairs and the current observation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from agentgym.records import Episode
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
+def action_text(turn: Any) -> str:
+    """The action as matched: the parsed command, or the raw text of an invalid action."""
+    return turn.parsed_action if turn.parsed_action is not None else f"<invalid>{turn.action}"
+
+
+class StateMatcher(Protocol):
+    """Names the states ``s_0 .. s_T`` an episode passed through."""
+
+    def states(self, episode: Episode) -> list[Hashable]:
+        """``T + 1`` state ids: before each turn, and after the last."""
+
+
+@dataclass(frozen=True)
+class StateKeyMatch:
+    """States are the env's ``state_key`` fingerprints (exact world state)."""
+
+    def states(self, episode: Episode) -> list[Hashable]:
+        """``state_key`` before each turn, then the last turn's ``next_state_key``."""
+        keys = [t.state_key for t in episode.turns] + [episode.turns[-1].next_state_key]
+        if any(k is None for k in keys):
+            raise ValueError(
+                f"Episode {episode.episode_id} ({episode.env_id}) has turns without a "
+                "state_key; match on observations instead (ObservationMatch())."
+            )
+        return keys
+
+
+@dataclass(frozen=True)
+class ObservationMatch:
+    """States are the observation texts."""
+
+    def states(self, episode: Episode) -> list[Hashable]:
+        """Each turn's observation, then the final observation."""
+        texts = [t.observation for t in episode.turns] + [episode.final_observation]
+        return [_digest(text) for text in texts]
+
+
+@dataclass(frozen=True)
+class PrefixMatch:
+    """States are whole histories: the instruction, then every observation and action."""
+
+    def states(self, episode: Episode) -> list[Hashable]:
+        """A running digest of the history before each turn and after the last."""
+        running = _digest(episode.instruction, episode.turns[0].observation)
+        states = [running]
+        for turn, nxt in zip(episode.turns, _next_observations(episode)):
+            running = _digest(running, action_text(turn), nxt)
+            states.append(running)
+        return states
+
+
+@dataclass(frozen=True)
+class LastKMatch:
+    """States are the last ``k`` (observation, action) pairs plus the current observation."""
+
+    k: int = 1
+
+    def states(self, episode: Episode) -> list[Hashable]:
+        """A digest of the recent window before each turn and after the last."""
+        observations = [t.observation for t in episode.turns] + [episode.final_observation]
+        actions = [action_text(t) for t in episode.turns]
+        states = []
+        for t, observation in enumerate(observations):
+            window = [p for u in range(max(0, t - self.k), t)
+                      for p in (observations[u], actions[u])]
+            states.append(_digest(*window, observation))
+        return states
+
+
+def _next_observations(episode: Episode) -> list[str]:
+    return [t.observation for t in episode.turns[1:]] + [episode.final_observation]
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One merged transition and everything that traversed it."""
+
+    source: Hashable
+    action: str
+    target: Hashable
+    occurrences: tuple[tuple[int, int], ...]
+    """``(episode index within the group, turn index)`` of every traversal."""
+
+    def trajectories(self) -> list[int]:
+        """The distinct episodes that traversed the edge."""
+        return sorted({i for i, _ in self.occurrences})
+
+
+EdgeKey = tuple[Hashable, str, Hashable]
+
+
+@dataclass
+class TrajectoryGraph:
+    """The merged graph of one group of episodes.
+
+    Attributes:
+        occurrences: Edge key ``(source, action, target)`` -> every ``(episode, turn)`` that
+            traversed it (episode indices within the group).
+        step_edges: ``step_edges[i][t]`` is the key of the edge episode ``i`` took at turn
+            ``t``.
+        successes: Whether each episode succeeded.
+    """
+
+    occurrences: dict[EdgeKey, list[tuple[int, int]]]
+    step_edges: list[list[EdgeKey]]
+    successes: list[bool]
+
+    @property
+    def edges(self) -> dict[EdgeKey, Edge]:
+        """Every edge as an :class:`Edge` (built on demand; SALT reads ``occurrences``)."""
+        return {key: Edge(*key, tuple(occ)) for key, occ in self.occurrences.items()}
+
+    @property
+    def nodes(self) -> set[Hashable]:
+        """Every state that appears in the graph."""
+        return {key[0] for key in self.occurrences} | {key[2] for key in self.occurrences}
+
+    def shared(self, i: int, t: int) -> int:
+        """How many episodes traversed the edge episode ``i`` took at turn ``t``."""
+        return len({j for j, _ in self.occurrences[self.step_edges[i][t]]})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for viewers: nodes, edges with counts and the outcomes through them."""
+        ids = {node: n for n, node in enumerate(sorted(self.nodes, key=str))}
+        return {
+            "nodes": [{"id": ids[node], "state": str(node)} for node in ids],
+            "edges": [
+                {"source": ids[e.source], "target": ids[e.target], "action": e.action,
+                 "traversals": len(e.occurrences), "trajectories": e.trajectories(),
+                 "successes": sum(self.successes[i] for i in e.trajectories())}
+                for e in self.edges.values()
+            ],
+            "trajectories": len(self.step_edges),
+        }
+
+
+def build_graph(episodes: Sequence[Episode], matcher: StateMatcher | None = None
+                ) -> TrajectoryGraph:
+    """Merge the transitions of one group's episodes into a :class:`TrajectoryGraph`."""
+    matcher = matcher or StateKeyMatch()
+    occurrences: dict[EdgeKey, list[tuple[int, int]]] = {}
+    step_edges = []
+    for i, episode in enumerate(episodes):
+        states = matcher.states(episode) if episode.turns else []
+        keys = [(states[t], action_text(turn), states[t + 1])
+                for t, turn in enumerate(episode.turns)]
+        for t, key in enumerate(keys):
+            occurrences.setdefault(key, []).append((i, t))
+        step_edges.append(keys)
+    return TrajectoryGraph(occurrences, step_edges, [e.outcome.success for e in episodes])

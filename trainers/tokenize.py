@@ -1,0 +1,215 @@
+"""Multi-turn tokenisation: an episode becomes token ids, a loss mask and per-token advantages.
+
+The episode is rendered as chat messages (system; instruction and first observation; then
+assistant action / user observation turns) with the tokenizer's own chat template. The loss
+mask is 1 exactly on what the model generated: each assistant message's text and its
+end-of-turn token (``<|im_end|>`` under ChatML); 0 on everything the environment or the
+template wrote. Per-turn advantages are broadcast to their turn's generated tokens.
+
+Each assistant message is tokenised on its own, as it was generated after its prompt, so
+the masked-in tokens decode back to exactly the assistant text. Two layouts:
+
+* ``"concatenated"``: one sequence per episode (meow-tea-taro's ``response_mask``);
+* ``"per_turn"``: one row per turn, the history so far as the prompt (verl-agent).
+
+Truncation to ``max_length`` is explicit: ``truncation="error"`` (default) raises;
+``"drop_turns"`` keeps whole turns that fit and lists the dropped ones in ``dropped_turns``,
+so no reward-bearing turn disappears unreported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from agentgym.errors import AgentGymError
+from agentgym.records import Episode
+from agentgym.rollout import first_user_message
+
+
+class TokenizationError(AgentGymError, ValueError):
+    """An episode that cannot be tokenised as asked (too long, template not prefix-stable)."""
+
+
+@dataclass
+class TokenizedSequence:
+    """One training row.
+
+    Attributes:
+        input_ids: Token ids.
+        loss_mask: 1 on generated tokens, 0 elsewhere.
+        advantages: The turn's advantage on its generated tokens, 0 elsewhere.
+        turn_ids: The turn each token was generated in, -1 for environment/template tokens.
+        episode_id: The episode the row comes from.
+        dropped_turns: Turns left out by truncation.
+    """
+
+    input_ids: list[int] = field(default_factory=list)
+    loss_mask: list[int] = field(default_factory=list)
+    advantages: list[float] = field(default_factory=list)
+    turn_ids: list[int] = field(default_factory=list)
+    episode_id: str = ""
+    dropped_turns: list[int] = field(default_factory=list)
+
+    def extend(self, ids: list[int], turn: int | None, advantage: float = 0.0) -> None:
+        """Append tokens: generated ones (``turn`` given) or environment/template ones."""
+        self.input_ids += ids
+        self.loss_mask += [0 if turn is None else 1] * len(ids)
+        self.advantages += [0.0 if turn is None else advantage] * len(ids)
+        self.turn_ids += [-1 if turn is None else turn] * len(ids)
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def episode_messages(episode: Episode) -> list[dict[str, str]]:
+    """The episode as the chat the policy saw (the final observation left out)."""
+    messages = [{"role": "system", "content": episode.system_prompt}]
+    for turn in episode.turns:
+        content = (first_user_message(episode.instruction, turn.observation) if turn.index == 0
+                   else turn.observation)
+        messages += [{"role": "user", "content": content},
+                     {"role": "assistant", "content": turn.action}]
+    if not episode.system_prompt:
+        messages = messages[1:]
+    return messages
+
+
+@dataclass(frozen=True)
+class _Piece:
+    text: str
+    turn: int | None  # None: written by the environment or the template
+
+
+def _render(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False,
+                                         add_generation_prompt=generation_prompt)
+
+
+def _split_generated(tokenizer: Any, generated: str) -> tuple[str, str]:
+    """(text + end-of-turn token, template text after it)."""
+    hits = [(generated.find(tok), tok) for tok in tokenizer.all_special_tokens
+            if tok and generated.find(tok) >= 0]
+    if not hits:
+        raise TokenizationError(
+            "The chat template closes an assistant message with no special token, so the "
+            "end of the generated text cannot be found; use a template with an end-of-turn "
+            "token (ChatML's <|im_end|>)."
+        )
+    at, token = min(hits)
+    return generated[:at + len(token)], generated[at + len(token):]
+
+
+def pieces(tokenizer: Any, messages: list[dict[str, str]]) -> list[_Piece]:
+    """The rendered chat cut into environment/template pieces and generated pieces."""
+    out: list[_Piece] = []
+    done = ""
+    turn = 0
+    for k, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        prompt = _render(tokenizer, messages[:k], generation_prompt=True)
+        full = _render(tokenizer, messages[:k + 1], generation_prompt=False)
+        if not prompt.startswith(done) or not full.startswith(prompt):
+            raise TokenizationError(
+                "The chat template is not prefix-stable (rendering more messages changes "
+                "earlier text), so turns cannot be cut out of one sequence; use the "
+                "'per_turn' layout."
+            )
+        generated, after = _split_generated(tokenizer, full[len(prompt):])
+        out += [_Piece(prompt[len(done):], None), _Piece(generated, turn)]
+        if after:
+            out.append(_Piece(after, None))
+        done = full
+        turn += 1
+    return out
+
+
+def _ids(tokenizer: Any, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+
+
+def tokenize_episode(
+    episode: Episode,
+    tokenizer: Any,
+    advantages: Sequence[float] | None = None,
+    *,
+    layout: Literal["concatenated", "per_turn"] = "concatenated",
+    max_length: int | None = None,
+    truncation: Literal["error", "drop_turns"] = "error",
+) -> list[TokenizedSequence]:
+    """Token ids, loss mask and per-token advantages of one episode.
+
+    Args:
+        episode: The episode.
+        tokenizer: A Hugging Face tokenizer with a chat template.
+        advantages: One value per turn (zeros if omitted).
+        layout: ``"concatenated"`` (one row) or ``"per_turn"`` (one row per turn).
+        max_length: Longest row allowed, in tokens.
+        truncation: ``"error"`` or ``"drop_turns"`` (see the module docstring).
+
+    Returns:
+        The rows: one for ``"concatenated"``, one per kept turn for ``"per_turn"``.
+    """
+    advantages = list(advantages) if advantages is not None else [0.0] * episode.num_turns
+    if len(advantages) != episode.num_turns:
+        raise TokenizationError(f"Episode {episode.episode_id} has {episode.num_turns} turns "
+                                f"but {len(advantages)} advantages.")
+    parts = [(piece, _ids(tokenizer, piece.text))
+             for piece in pieces(tokenizer, episode_messages(episode))]
+    if layout == "per_turn":
+        rows = _per_turn_rows(parts, advantages, episode.episode_id)
+    else:
+        row = TokenizedSequence(episode_id=episode.episode_id)
+        for piece, ids in parts:
+            row.extend(ids, piece.turn, advantages[piece.turn] if piece.turn is not None else 0)
+        rows = [row]
+    return _fit(rows, max_length, truncation, episode)
+
+
+def _per_turn_rows(parts, advantages, episode_id: str) -> list[TokenizedSequence]:
+    rows, history = [], []
+    for piece, ids in parts:
+        if piece.turn is None:
+            history += ids
+            continue
+        row = TokenizedSequence(episode_id=episode_id)
+        row.extend(list(history), None)
+        row.extend(ids, piece.turn, advantages[piece.turn])
+        rows.append(row)
+        history += ids
+    return rows
+
+
+def _fit(rows: list[TokenizedSequence], max_length: int | None, truncation: str,
+         episode: Episode) -> list[TokenizedSequence]:
+    if max_length is None or all(len(r) <= max_length for r in rows):
+        return rows
+    if truncation == "error":
+        longest = max(len(r) for r in rows)
+        raise TokenizationError(
+            f"Episode {episode.episode_id} needs {longest} tokens; max_length is {max_length}. "
+            "Raise max_length, shorten the history, or pass truncation='drop_turns' to keep "
+            "the whole turns that fit (the dropped turns are listed)."
+        )
+    kept = [r for r in rows if len(r) <= max_length]
+    if len(rows) > 1:  # per_turn: drop the rows that do not fit
+        dropped = sorted({t for r in rows if len(r) > max_length for t in r.turn_ids if t >= 0})
+        for r in kept:
+            r.dropped_turns = dropped
+        return kept
+    return [_cut_to_whole_turns(rows[0], max_length, episode.num_turns)]
+
+
+def _cut_to_whole_turns(row: TokenizedSequence, max_length: int, n_turns: int
+                        ) -> TokenizedSequence:
+    end = 0  # keep through the last generated token of the last turn that fits entirely
+    for i in range(min(len(row), max_length)):
+        nxt = row.turn_ids[i + 1] if i + 1 < len(row) else -1
+        if row.turn_ids[i] >= 0 and nxt != row.turn_ids[i]:
+            end = i + 1
+    kept_turns = sorted({t for t in row.turn_ids[:end] if t >= 0})
+    return TokenizedSequence(row.input_ids[:end], row.loss_mask[:end], row.advantages[:end],
+                             row.turn_ids[:end], row.episode_id,
+                             [t for t in range(n_turns) if t not in kept_turns])
