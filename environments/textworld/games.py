@@ -2,22 +2,19 @@
 
 Generating and compiling a game takes one to three seconds, so every game is built once per
 (knobs, seed) and kept in the cache folder. Two processes filling the cache at once are safe:
-a per-game lock file serialises the builders, and a finished game appears by an atomic
-rename, so a reader never sees half a game.
+:mod:`agentgym.cache` serialises the builders and publishes each game by an atomic rename,
+so a reader never sees half a game.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from agentgym.cache import cache_root, cached_folder
 from agentgym.errors import InvalidOptionError, did_you_mean
 from environments.textworld.engine import quiet_engine, start_engine
 
@@ -103,31 +100,14 @@ def game_seed(split: str, index: int) -> int:
 
 def default_cache_dir() -> Path:
     """``$AGENTGYM_CACHE/textworld``, else ``~/.cache/agentgym/textworld``."""
-    root = os.environ.get("AGENTGYM_CACHE") or Path.home() / ".cache" / "agentgym"
-    return Path(root) / "textworld"
+    return cache_root() / "textworld"
 
 
 def ensure_game(spec: GameSpec, seed: int, cache_dir: Path | None = None) -> Path:
     """The path of the compiled game for (spec, seed), building it if it is not cached."""
-    folder = (cache_dir or default_cache_dir()) / spec.cache_tag()
-    game = folder / f"seed-{seed}" / "game.z8"
-    if game.exists():
-        return game
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"seed-{seed}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building the same game
-        if not game.exists():
-            _build_into(spec, seed, game.parent)
-    return game
-
-
-def _build_into(spec: GameSpec, seed: int, target: Path) -> None:
-    staging = Path(tempfile.mkdtemp(prefix=f".build-{seed}-", dir=target.parent))
-    try:
-        _compile(spec, seed, staging / "game.z8")
-        os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    folder = (cache_dir or default_cache_dir()) / spec.cache_tag() / f"seed-{seed}"
+    cached_folder(folder, lambda staging: _compile(spec, seed, staging / "game.z8"))
+    return folder / "game.z8"
 
 
 MAX_ATTEMPTS = 50
