@@ -164,6 +164,21 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve_retriever(args: argparse.Namespace) -> int:
+    """Serve one search index to many env processes."""
+    from environments.search import SearchEnv
+    from environments.search.server import serve
+
+    kwargs: dict[str, Any] = {"kb_size": args.kb_size, "seed": args.seed}
+    if args.corpus:
+        kwargs.update(corpus=args.corpus, qa={"train": args.corpus_qa})
+    env = SearchEnv(**kwargs)  # builds or loads the cached index
+    print(f"serving {len(env.retriever.docs)} passages on http://{args.host}:{args.port}",
+          flush=True)
+    serve(env.retriever, args.host, args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``agentgym`` command."""
     parser = argparse.ArgumentParser(prog="agentgym", description=__doc__)
@@ -196,6 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--spec", default=None,
                        help="a reward spec (YAML/JSON file or inline mapping) to re-score with")
     stats.set_defaults(fn=cmd_stats)
+
+    server = sub.add_parser("serve-retriever", help="share one search index over HTTP")
+    server.add_argument("--kb-size", type=int, default=2000)
+    server.add_argument("--seed", type=int, default=0)
+    server.add_argument("--corpus", default=None, help="a corpus JSONL instead of the generated KB")
+    server.add_argument("--corpus-qa", default=None, help="with --corpus: a QA JSONL")
+    server.add_argument("--host", default="127.0.0.1")
+    server.add_argument("--port", type=int, default=8765)
+    server.set_defaults(fn=cmd_serve_retriever)
 
     replay = sub.add_parser("replay", help="show recorded episodes")
     replay.add_argument("file")

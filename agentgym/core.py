@@ -73,6 +73,9 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
     """Names of the reward channels recorded on every turn (``format`` always among them)."""
     outcome_channels: ClassVar[tuple[str, ...]] = ("success",)
     """Names of the outcome channels recorded when the episode ends."""
+    reward_channels: ClassVar[tuple[str, ...]] = ()
+    """The turn channels whose sum is ``step``'s scalar reward (plus ``_final_reward`` at the
+    end); every channel is recorded either way."""
     reset_options: ClassVar[frozenset[str]] = frozenset({"task_id", "split"})
 
     def __init__(
@@ -95,6 +98,7 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
         self.task_id: str | None = None
         self.reset_seed: int | None = None
         self.turn = 0
+        self.invalid_actions = 0
         self._invalid_streak = 0
         self._last_action: str | None = None
         self._last_observation = ""
@@ -127,6 +131,7 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
         observation, self.task_id = self._load_task(options)
         self.state = EnvState.RUNNING
         self.turn = 0
+        self.invalid_actions = 0
         self._invalid_streak = 0
         self._last_action, self._last_observation = None, observation
         info = {"task_id": self.task_id, "instruction": self._instruction(), **self._now_info()}
@@ -144,8 +149,8 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
 
         Returns:
             ``(observation, reward, terminated, truncated, info)``. ``reward`` is the sum of
-            this turn's channels other than ``format``; every channel is in
-            ``info["reward_channels"]``.
+            this turn's ``reward_channels`` (plus the env's final reward on the last turn);
+            every channel is in ``info["reward_channels"]``.
 
         Raises:
             ResetNeeded: before the first ``reset``.
@@ -157,7 +162,7 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
         parsed = self.protocol.parse(action)
         transition = self._apply_parsed(parsed)
         truncated = not transition.terminated and self._hit_limits(parsed.ok)
-        reward = sum(v for k, v in transition.channels.items() if k != "format")
+        reward = sum(transition.channels[name] for name in self.reward_channels)
         info = {
             "task_id": self.task_id,
             "action_valid": parsed.ok,
@@ -171,6 +176,7 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
             outcome = self._outcome()
             info["outcome_channels"] = outcome
             info["success"] = bool(outcome.get("success", 0.0) >= 1.0)
+            reward += self._final_reward(outcome)
         info.update(self._now_info())
         self._last_action = parsed.text if parsed.ok else str(action)[:200]
         self._last_observation = transition.observation
@@ -220,6 +226,10 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
         """The outcome channels of the finished episode."""
         raise NotImplementedError
 
+    def _final_reward(self, outcome: dict[str, float]) -> float:
+        """What the last step's scalar reward adds for the outcome (nothing by default)."""
+        return 0.0
+
     def _admissible(self) -> list[str] | None:
         """Commands valid now, or ``None`` if the env cannot enumerate them."""
         return None
@@ -235,6 +245,7 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
     def _apply_parsed(self, parsed: ParsedAction) -> Transition:
         if not parsed.ok:
             self._invalid_streak += 1
+            self.invalid_actions += 1
             zeros = dict.fromkeys(self.turn_channels, 0.0)
             return Transition(observation=parsed.error or "Invalid action.", channels=zeros)
         self._invalid_streak = 0

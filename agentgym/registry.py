@@ -43,6 +43,11 @@ BUILTIN = [
         "Generated TextWorld text adventures (presets easy/medium/hard/cooking) on the real "
         "TextWorld engine.",
     ),
+    EnvSpec(
+        "Search-v0",
+        "environments.search:SearchEnv",
+        "Search-R1-style retrieval QA over a generated fictional encyclopedia (BM25, offline).",
+    ),
 ]
 
 

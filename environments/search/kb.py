@@ -86,10 +86,12 @@ class NameMaker:
         self.rng, self.used = rng, set()
 
     def word(self, lo: int = 2, hi: int = 3) -> str:
+        """A capitalised word of ``lo`` to ``hi`` syllables."""
         n = int(self.rng.integers(lo, hi + 1))
         return "".join(SYLLABLES[i] for i in self.rng.integers(len(SYLLABLES), size=n)).title()
 
     def unique(self, make) -> str:
+        """Call ``make`` until it gives a name not used before."""
         while True:
             name = make()
             if name not in self.used:
@@ -97,15 +99,19 @@ class NameMaker:
                 return name
 
     def person(self) -> str:
+        """A first and last name."""
         return self.unique(lambda: f"{self.word()} {self.word()}")
 
     def place(self) -> str:
+        """A town name."""
         return self.unique(lambda: self.word() + PLACE_ENDS[int(self.rng.integers(8))])
 
     def org(self) -> str:
+        """An organisation name."""
         return self.unique(lambda: f"{self.word()} {ORG_KINDS[int(self.rng.integers(7))]}")
 
     def work(self) -> str:
+        """A title."""
         return self.unique(lambda: f"The {WORK_ADJS[int(self.rng.integers(8))]} "
                                    f"{WORK_NOUNS[int(self.rng.integers(8))]} of {self.word()}")
 

@@ -41,7 +41,7 @@ def _bm25s() -> Any:
 
 
 class BM25Index:
-    """BM25 (Lucene variant, English stopwords) over passages ``{"id", "title", "text"}``.
+    r"""BM25 (Lucene variant, English stopwords) over passages ``{"id", "title", "text"}``.
 
     A passage is indexed as ``title + "\\n" + text``.
     """

@@ -48,6 +48,7 @@ class TextWorldEnv(AgentEnv):
         "or 'put apple on table'. Complete the task you are given."
     )
     turn_channels = ("progress", "format")
+    reward_channels = ("progress",)
     outcome_channels = ("success", "lost", "score")
 
     def __init__(
