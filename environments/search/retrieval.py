@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from agentgym.errors import MissingDependencyError
 
 
@@ -79,20 +81,24 @@ class BM25Index:
         return cls(model, docs)
 
     def search_many(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
-        """The top ``k`` passages of each query (a query with no indexed word gets none)."""
+        """The top ``k`` passages of each query (a query with no indexed word gets none).
+
+        Ties are broken by passage order, so the ranking is the same in every process.
+        """
         bm25s = _bm25s()
         tokens = bm25s.tokenize(list(queries), stopwords="en", show_progress=False,
                                 return_ids=False)
-        out: list[list[Hit]] = [[] for _ in queries]
-        asked = [i for i, t in enumerate(tokens) if t]
-        if not asked:
-            return out
-        k = min(k, len(self.docs))
-        ids, scores = self.model.retrieve([tokens[i] for i in asked], k=k, show_progress=False,
-                                          n_threads=1)
-        for row, i in enumerate(asked):
-            out[i] = [self._hit(int(d), float(s)) for d, s in zip(ids[row], scores[row]) if s > 0]
-        return out
+        return [self._top(query_tokens, k) if query_tokens else [] for query_tokens in tokens]
+
+    def _top(self, query_tokens: list[str], k: int) -> list[Hit]:
+        # bm25s's own top-k partitions the whole score array, which is slow when most
+        # scores are 0 (argpartition on ties); only passages sharing a word can score.
+        scores = self.model.get_scores(query_tokens)
+        candidates = np.flatnonzero(scores)
+        if len(candidates) > k:
+            candidates = candidates[np.argpartition(-scores[candidates], k - 1)[:k]]
+        order = sorted(candidates.tolist(), key=lambda i: (-scores[i], i))
+        return [self._hit(i, float(scores[i])) for i in order[:k]]
 
     def _hit(self, index: int, score: float) -> Hit:
         doc = self.docs[index]
