@@ -169,7 +169,8 @@ def cmd_serve_retriever(args: argparse.Namespace) -> int:
     from environments.search import SearchEnv
     from environments.search.server import serve
 
-    kwargs: dict[str, Any] = {"kb_size": args.kb_size, "seed": args.seed}
+    kwargs: dict[str, Any] = {"kb_size": args.kb_size, "seed": args.seed,
+                              "retriever": args.retriever}
     if args.corpus:
         kwargs.update(corpus=args.corpus, qa={"train": args.corpus_qa})
     env = SearchEnv(**kwargs)  # builds or loads the cached index
@@ -217,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--seed", type=int, default=0)
     server.add_argument("--corpus", default=None, help="a corpus JSONL instead of the generated KB")
     server.add_argument("--corpus-qa", default=None, help="with --corpus: a QA JSONL")
+    server.add_argument("--retriever", choices=["bm25", "dense", "hybrid"], default="bm25")
     server.add_argument("--host", default="127.0.0.1")
     server.add_argument("--port", type=int, default=8765)
     server.set_defaults(fn=cmd_serve_retriever)

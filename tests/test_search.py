@@ -205,3 +205,15 @@ def test_server_survives_concurrent_and_vanishing_clients(env, server):
     assert httpx.get(f"{server}/health").json()["status"] == "ok"
     bad = httpx.post(f"{server}/search", json={"queries": "not a list"})
     assert bad.status_code == 422
+
+
+@pytest.mark.parametrize("kind", ["dense", "hybrid"])
+def test_dense_and_hybrid_retrievers_find_the_supporting_passages(kind, tmp_path):
+    with agentgym.make("Search-v0", kb_size=200, hops=2, retriever=kind,
+                       cache_dir=tmp_path) as env:
+        wins = [play(env, expert, seed)[1]["success"] for seed in range(3)]
+        obs, info = env.reset(seed=0)
+        first = env.retriever.search_many(["Kabel Institute founder"], 3)
+        again = env.retriever.search_many(["Kabel Institute founder"], 3)
+    assert all(wins)
+    assert first == again and len(first[0]) == 3

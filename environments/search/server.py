@@ -1,7 +1,7 @@
 """A retrieval server many env processes share: ``agentgym serve-retriever``.
 
 ``POST /search {"queries": [...], "k": 3}`` answers ``{"results": [[hit, ...], ...]}`` with
-exactly what the in-process :class:`~environments.search.retrieval.BM25Index` returns;
+exactly what the in-process index (BM25, dense or hybrid) returns;
 ``GET /health`` answers ``{"status": "ok", "passages": N}``.
 """
 
@@ -11,13 +11,13 @@ import threading
 from typing import Any
 
 from agentgym.errors import MissingDependencyError
-from environments.search.retrieval import BM25Index, hits_to_json
+from environments.search.retrieval import Retriever, hits_to_json
 
 MAX_QUERIES = 1024
 MAX_QUERY_CHARS = 16_384
 
 
-def create_app(index: BM25Index) -> Any:
+def create_app(index: Retriever) -> Any:
     """The FastAPI app serving ``index``."""
     try:
         from fastapi import FastAPI, HTTPException
@@ -34,7 +34,7 @@ def create_app(index: BM25Index) -> Any:
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "passages": len(index.docs)}
+        return {"status": "ok", "passages": len(getattr(index, "docs", []))}
 
     @app.post("/search")
     def search(request: SearchRequest) -> dict[str, Any]:
@@ -48,7 +48,7 @@ def create_app(index: BM25Index) -> Any:
     return app
 
 
-def serve(index: BM25Index, host: str = "127.0.0.1", port: int = 8765) -> None:
+def serve(index: Retriever, host: str = "127.0.0.1", port: int = 8765) -> None:
     """Run the server until interrupted."""
     try:
         import uvicorn
