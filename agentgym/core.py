@@ -32,7 +32,14 @@ from typing import Any, ClassVar, SupportsFloat
 
 import gymnasium
 
-from agentgym.errors import EnvClosed, EpisodeOver, ResetNeeded, check_options
+from agentgym.errors import (
+    EnvClosed,
+    EpisodeOver,
+    InvalidOptionError,
+    ResetNeeded,
+    check_options,
+    did_you_mean,
+)
 from agentgym.protocols import ActionProtocol, ParsedAction, ToolCall, ToolCallProtocol
 from agentgym.spaces import TextSpace
 
@@ -240,6 +247,23 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
 
     def _release(self) -> None:
         """Free engine resources (called once by ``close``)."""
+
+    # ------------------------------------------------------------------ helpers for hooks
+    splits: ClassVar[tuple[str, ...]] = ("train", "test")
+
+    def task_index(self, count: int) -> int:
+        """The task a reset without ``task_id`` plays: ``seed % count``, else a random one."""
+        seed = self.reset_seed
+        return int(self.np_random.integers(count)) if seed is None else seed % count
+
+    def check_split(self, split: str) -> str:
+        """``split`` if the env has it, else an :class:`InvalidOptionError` naming the splits."""
+        if split not in self.splits:
+            raise InvalidOptionError(
+                f"Unknown split {split!r}. Splits: {', '.join(self.splits)}."
+                f"{did_you_mean(str(split), self.splits)}"
+            )
+        return split
 
     # ------------------------------------------------------------------ internals
     def _apply_parsed(self, parsed: ParsedAction) -> Transition:

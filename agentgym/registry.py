@@ -48,6 +48,11 @@ BUILTIN = [
         "environments.search:SearchEnv",
         "Search-R1-style retrieval QA over a generated fictional encyclopedia (BM25, offline).",
     ),
+    EnvSpec(
+        "WebShop-v0",
+        "environments.webshop:WebShopEnv",
+        "WebShop: search, browse and buy from a generated catalog, scored by WebShop's reward.",
+    ),
 ]
 
 

@@ -20,8 +20,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from environments.retrieval import BM25Index
 from environments.search.kb import KnowledgeBase
-from environments.search.retrieval import BM25Index
 
 console = Console()
 

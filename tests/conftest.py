@@ -31,8 +31,19 @@ def easy_env():
 
 def play_expert(env, seed=0, options=None):
     """Play the expert to the end with nothing but the contract; return the last step."""
+    return play_until_done(env, lambda info: info["expert_action"], seed, options)
+
+
+def play_until_done(env, policy, seed=0, options=None):
+    """Play ``policy(info) -> action`` to the end of an episode; return the last step."""
     obs, info = env.reset(seed=seed, options=options)
     while True:
-        obs, reward, terminated, truncated, info = env.step(info["expert_action"])
+        obs, reward, terminated, truncated, info = env.step(policy(info))
         if terminated or truncated:
             return obs, reward, terminated, truncated, info
+
+
+def play(env, policy, seed=0, options=None):
+    """Like :func:`play_until_done`, returning only ``(reward, info)`` of the last step."""
+    *_, reward, _, _, info = play_until_done(env, policy, seed, options)
+    return reward, info

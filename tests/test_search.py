@@ -11,8 +11,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import agentgym
+from environments.retrieval import RemoteRetriever
 from environments.search.metrics import exact_match, normalize_answer, token_f1
-from environments.search.retrieval import RemoteRetriever
+from tests.conftest import play
 
 
 @pytest.fixture(scope="module")
@@ -20,14 +21,6 @@ def env():
     env = agentgym.make("Search-v0")
     yield env
     env.close()
-
-
-def play(env, policy, seed, options=None):
-    obs, info = env.reset(seed=seed, options=options)
-    while True:
-        obs, reward, terminated, truncated, info = env.step(policy(info))
-        if terminated or truncated:
-            return reward, info
 
 
 def expert(info):

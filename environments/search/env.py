@@ -11,8 +11,7 @@ from agentgym.cache import cache_root, cached_folder
 from agentgym.core import AgentEnv, Transition
 from agentgym.errors import InvalidOptionError
 from agentgym.protocols import ActionProtocol, ParsedAction, ToolCall
-from environments.search.metrics import contains_answer, exact_match, token_f1
-from environments.search.retrieval import (
+from environments.retrieval import (
     BM25Index,
     DenseIndex,
     Hit,
@@ -21,7 +20,8 @@ from environments.search.retrieval import (
     Retriever,
     default_dense_model,
 )
-from environments.search.tasks import SPLITS, FileTasks, GeneratedTasks, SearchTask
+from environments.search.metrics import contains_answer, exact_match, token_f1
+from environments.search.tasks import FileTasks, GeneratedTasks, SearchTask
 
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 _ACTION = re.compile(r"<(search|answer)>(.*?)</\1>", re.DOTALL)
@@ -153,8 +153,7 @@ class SearchEnv(AgentEnv):
                          max_invalid_actions=max_invalid_actions, render_mode=render_mode)
         if reward not in ("em", "format_em"):
             raise InvalidOptionError(f"reward must be 'em' or 'format_em', got {reward!r}.")
-        if split not in SPLITS:
-            raise InvalidOptionError(f"Unknown split {split!r}. Splits: {', '.join(SPLITS)}.")
+        self.check_split(split)
         if top_k < 1:
             raise InvalidOptionError(f"top_k must be >= 1, got {top_k}.")
         if corpus is not None and not qa:
@@ -192,13 +191,8 @@ class SearchEnv(AgentEnv):
         if "task_id" in options:
             self.task = self.tasks.by_id(str(options["task_id"]))
         else:
-            split = options.get("split", self.split)
-            if split not in SPLITS:
-                raise InvalidOptionError(f"Unknown split {split!r}. Splits: {', '.join(SPLITS)}.")
-            count = self.tasks.num_tasks
-            seed = self.reset_seed
-            index = int(self.np_random.integers(count)) if seed is None else seed % count
-            self.task = self.tasks.task(split, index)
+            split = self.check_split(options.get("split", self.split))
+            self.task = self.tasks.task(split, self.task_index(self.tasks.num_tasks))
         self.retrieved: list[int] = []
         self.answer: str | None = None
         self.gold_seen = False

@@ -11,7 +11,7 @@ import threading
 from typing import Any
 
 from agentgym.errors import MissingDependencyError
-from environments.search.retrieval import Retriever, hits_to_json
+from environments.retrieval import Retriever, hits_to_json
 
 MAX_QUERIES = 1024
 MAX_QUERY_CHARS = 16_384

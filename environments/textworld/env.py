@@ -73,7 +73,7 @@ class TextWorldEnv(AgentEnv):
         self.spec_knobs = preset if isinstance(preset, GameSpec) else preset_named(preset)
         self.games = [Path(g) for g in games] if games else None
         self._check_games()
-        self.split = self._check_split(split)
+        self.split = self.check_split(split)
         if num_tasks < 1:
             raise InvalidOptionError(f"num_tasks must be >= 1, got {num_tasks}.")
         self.num_tasks = num_tasks
@@ -90,26 +90,18 @@ class TextWorldEnv(AgentEnv):
                     f"Game file {str(game)!r} does not exist or is not a .z8/.ulx file."
                 )
 
-    @staticmethod
-    def _check_split(split: str) -> str:
-        if split not in SPLITS:
-            raise InvalidOptionError(f"Unknown split {split!r}. Splits: {', '.join(SPLITS)}.")
-        return split
-
     def task_ids(self, split: str | None = None, count: int = 10) -> list[str]:
         """The first ``count`` task ids of a split (or the game files, when given)."""
         if self.games:
             return [str(g) for g in self.games[:count]]
-        split = self._check_split(split or self.split)
+        split = self.check_split(split or self.split)
         return [f"{self.spec_knobs.name}/{split}/{i}" for i in range(min(count, self.num_tasks))]
 
     def _game_for(self, options: dict[str, Any]) -> tuple[Path, str]:
         if "task_id" in options:
             return self._game_for_task_id(str(options["task_id"]))
-        split = self._check_split(options.get("split", self.split))
-        count = len(self.games) if self.games else self.num_tasks
-        seed = self.reset_seed
-        index = int(self.np_random.integers(count)) if seed is None else seed % count
+        split = self.check_split(options.get("split", self.split))
+        index = self.task_index(len(self.games) if self.games else self.num_tasks)
         if self.games:
             return self.games[index], str(self.games[index])
         task_id = f"{self.spec_knobs.name}/{split}/{index}"

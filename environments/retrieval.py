@@ -1,4 +1,4 @@
-"""Retrievers: BM25 (bm25s), dense (sentence-transformers), hybrid, and an HTTP client.
+"""Retrievers shared by the families: BM25 (bm25s), dense, hybrid, and an HTTP client.
 
 The indexes are built once and persisted. Every retriever answers ``search_many(queries, k)``
 with the same :class:`Hit` lists, so an env cannot tell an in-process index from a server
@@ -70,11 +70,17 @@ class BM25Index:
         _write_docs(folder, self.docs)
 
     @classmethod
-    def load(cls, folder: str | Path) -> BM25Index:
-        """Read an index written by :meth:`save`."""
+    def load(cls, folder: str | Path, mmap: bool = False) -> BM25Index:
+        """Read an index written by :meth:`save`.
+
+        Args:
+            folder: Where :meth:`save` wrote it.
+            mmap: Memory-map the score arrays, so processes that load the same index share
+                its pages instead of each holding a copy.
+        """
         bm25s = _bm25s()
         folder = Path(folder)
-        model = bm25s.BM25.load(str(folder / "bm25"), show_progress=False)
+        model = bm25s.BM25.load(str(folder / "bm25"), show_progress=False, mmap=mmap)
         return cls(model, _read_docs(folder))
 
     def search_many(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
