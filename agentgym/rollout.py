@@ -8,10 +8,12 @@ truncated (a bad rollout is data, not a crash).
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +22,9 @@ from agentgym.errors import LifecycleError
 from agentgym.policies import Conversation, SeededPolicy, describe
 from agentgym.records import Episode, Outcome, Turn
 from agentgym.store import EpisodeWriter
+
+if TYPE_CHECKING:
+    from agentgym.pool import EnvPool
 
 TURN_INFO_KEYS = ("admissible_actions", "expert_action")
 """The step-info keys copied onto each :class:`Turn` record."""
@@ -42,6 +47,80 @@ def windowed(messages: list[dict[str, str]], history_window: int | None) -> list
     return head + (rest[-keep:] if keep else [])
 
 
+class EpisodeRecorder:
+    """Builds one :class:`Episode` from reset and step results, and the policy's conversation.
+
+    Both rollout loops (one env in this process, or many in an :class:`~agentgym.pool.EnvPool`)
+    drive episodes through it, so they record them identically.
+    """
+
+    def __init__(self, env_id: str, system_prompt: str, encode: Callable[[str], str],
+                 policy: Callable[[Conversation], str], *, seed: int | None,
+                 group_id: str | None, history_window: int | None) -> None:
+        self.encode, self.policy, self.history_window = encode, policy, history_window
+        self.episode = Episode(env_id=env_id, task_id="", seed=seed, group_id=group_id,
+                               system_prompt=system_prompt, metadata=describe(policy))
+        self.messages = [{"role": "system", "content": system_prompt}]
+        self.observation, self.info, self.done = "", {}, False
+
+    def begin(self, observation: str, info: dict[str, Any]) -> None:
+        """Record what ``reset`` returned."""
+        self.episode.task_id = str(info.get("task_id"))
+        self.episode.instruction = info.get("instruction", "")
+        self.messages.append({"role": "user", "content": first_user_message(
+            self.episode.instruction, observation)})
+        self.observation, self.info = observation, info
+
+    def act(self) -> tuple[str, float] | None:
+        """Ask the policy for the next action: ``(action, seconds)``, or ``None`` if it failed."""
+        conversation = Conversation(windowed(self.messages, self.history_window), self.info,
+                                    self.encode, len(self.episode.turns))
+        started = time.perf_counter()
+        try:
+            action = self.policy(conversation)
+        except Exception as exc:  # a policy bug or a dead server is recorded, not raised
+            self.fail("PolicyError", f"{type(exc).__name__}: {exc}")
+            return None
+        return action, time.perf_counter() - started
+
+    def record(self, action: Any, step: tuple, policy_seconds: float, env_seconds: float) -> None:
+        """Record one ``step`` result."""
+        next_obs, reward, terminated, truncated, step_info = step
+        text = action if isinstance(action, str) else str(action)
+        self.episode.turns.append(Turn(
+            index=len(self.episode.turns), observation=self.observation, action=text,
+            parsed_action=step_info.get("parsed_action"),
+            action_valid=bool(step_info.get("action_valid", True)),
+            thought=step_info.get("thought"), reward=float(reward),
+            reward_channels=dict(step_info.get("reward_channels", {})),
+            state_key=self.info.get("state_key"), next_state_key=step_info.get("state_key"),
+            info={k: self.info.get(k) for k in TURN_INFO_KEYS if k in self.info},
+            policy_seconds=policy_seconds, env_seconds=env_seconds,
+        ))
+        self.messages += [{"role": "assistant", "content": text},
+                          {"role": "user", "content": next_obs}]
+        self.observation, self.info = next_obs, step_info
+        self.episode.terminated, self.episode.truncated = bool(terminated), bool(truncated)
+        self.done = bool(terminated or truncated)
+
+    def fail(self, kind: str, message: str) -> None:
+        """End the episode as a failed rollout (a bad rollout is data, not a crash)."""
+        self.episode.truncated, self.done = True, True
+        self.episode.error = {"type": kind, "message": message}
+
+    def finish(self) -> Episode:
+        """The finished episode record."""
+        episode = self.episode
+        episode.final_observation = self.observation
+        info = self.info if episode.error is None else {}
+        episode.outcome = Outcome(
+            success=bool(info.get("success", False)),
+            total_reward=float(sum(t.reward for t in episode.turns)),
+            channels=dict(info.get("outcome_channels", {})),
+        )
+        return episode
+
+
 def run_episode(
     env: AgentEnv,
     policy: Callable[[Conversation], str],
@@ -61,72 +140,25 @@ def run_episode(
         history_window: How many past turns the policy sees (``None``: all).
         group_id: Stored on the record.
     """
-    observation, info = env.reset(seed=seed, options=options)
-    messages = [
-        {"role": "system", "content": env.system_prompt()},
-        {"role": "user", "content": first_user_message(info.get("instruction", ""), observation)},
-    ]
-    episode = Episode(
-        env_id=getattr(env, "env_id", type(env).__name__),
-        task_id=str(info.get("task_id")),
-        seed=seed,
-        group_id=group_id,
-        instruction=info.get("instruction", ""),
-        system_prompt=messages[0]["content"],
-        metadata=describe(policy),
-    )
-    state_key = info.get("state_key")
-    done = False
-    while not done:
-        conversation = Conversation(windowed(messages, history_window), info, env.protocol.encode,
-                                    len(episode.turns))
+    recorder = EpisodeRecorder(getattr(env, "env_id", type(env).__name__), env.system_prompt(),
+                               env.protocol.encode, policy, seed=seed, group_id=group_id,
+                               history_window=history_window)
+    recorder.begin(*env.reset(seed=seed, options=options))
+    while not recorder.done:
+        acted = recorder.act()
+        if acted is None:
+            break
+        action, policy_seconds = acted
         started = time.perf_counter()
         try:
-            action = policy(conversation)
-        except Exception as exc:  # a policy bug or a dead server is recorded, not raised
-            return _failed(episode, observation, "PolicyError", exc)
-        policy_seconds = time.perf_counter() - started
-        try:
-            next_obs, reward, terminated, truncated, step_info = env.step(action)
+            step = env.step(action)
         except LifecycleError:
             raise
         except Exception as exc:  # an engine crash is recorded, not raised
-            return _failed(episode, observation, "EnvError", exc)
-        episode.turns.append(Turn(
-            index=len(episode.turns),
-            observation=observation,
-            action=action if isinstance(action, str) else str(action),
-            parsed_action=step_info.get("parsed_action"),
-            action_valid=bool(step_info.get("action_valid", True)),
-            thought=step_info.get("thought"),
-            reward=float(reward),
-            reward_channels=dict(step_info.get("reward_channels", {})),
-            state_key=state_key,
-            next_state_key=step_info.get("state_key"),
-            info={k: info.get(k) for k in TURN_INFO_KEYS if k in info},
-            policy_seconds=policy_seconds,
-            env_seconds=time.perf_counter() - started - policy_seconds,
-        ))
-        messages += [{"role": "assistant", "content": action if isinstance(action, str)
-                      else str(action)}, {"role": "user", "content": next_obs}]
-        observation, info, state_key = next_obs, step_info, step_info.get("state_key")
-        done = terminated or truncated
-        episode.terminated, episode.truncated = bool(terminated), bool(truncated)
-    episode.final_observation = observation
-    episode.outcome = Outcome(
-        success=bool(info.get("success", False)),
-        total_reward=float(sum(t.reward for t in episode.turns)),
-        channels=dict(info.get("outcome_channels", {})),
-    )
-    return episode
-
-
-def _failed(episode: Episode, observation: str, kind: str, exc: BaseException) -> Episode:
-    episode.final_observation = observation
-    episode.truncated = True
-    episode.error = {"type": kind, "message": f"{type(exc).__name__}: {exc}"}
-    episode.outcome = Outcome(total_reward=float(sum(t.reward for t in episode.turns)))
-    return episode
+            recorder.fail("EnvError", f"{type(exc).__name__}: {exc}")
+            break
+        recorder.record(action, step, policy_seconds, time.perf_counter() - started)
+    return recorder.finish()
 
 
 def sampling_seed(seed: int, task_index: int, member: int) -> int:
@@ -135,7 +167,7 @@ def sampling_seed(seed: int, task_index: int, member: int) -> int:
 
 
 def rollout(
-    env: AgentEnv | str,
+    env: AgentEnv | str | EnvPool,
     policy: Callable[[Conversation], str],
     *,
     tasks: int | Sequence[str] = 1,
@@ -151,7 +183,9 @@ def rollout(
     """Run ``policy`` on ``tasks`` x ``group_size`` episodes.
 
     Args:
-        env: An env, or a registered id to ``make`` (closed at the end if made here).
+        env: An env, a registered id to ``make`` (closed at the end if made here), or an
+            :class:`~agentgym.pool.EnvPool`: then every env of the pool plays an episode at
+            once, and the policy answers each as its step comes back while the others step.
         policy: Any ``Conversation -> str`` callable (see :mod:`agentgym.policies`).
         tasks: How many tasks (task ``i`` is reset with seed ``seed + i``), or task ids.
         group_size: Episodes per task (G); they share a ``group_id``.
@@ -164,35 +198,104 @@ def rollout(
         metadata: Added to every episode's metadata.
 
     Returns:
-        The episodes, in order.
+        The episodes, in task order, then group-member order.
     """
+    from agentgym.pool import EnvPool
     from agentgym.registry import make
 
+    jobs = [_Job(index, member, task_seed, options, f"{seed}:{index}",
+                 sampling_seed(seed, index, member))
+            for index, (task_seed, options) in enumerate(_plan(tasks, seed, split))
+            for member in range(group_size)]
     own_env = isinstance(env, str)
-    the_env: AgentEnv = make(env, **(env_kwargs or {})) if isinstance(env, str) else env
-    plan = _plan(tasks, seed, split)
+    the_env = make(env, **(env_kwargs or {})) if isinstance(env, str) else env
     writer = EpisodeWriter(out) if out is not None else None
-    episodes: list[Episode] = []
+    done: dict[tuple[int, int], Episode] = {}
+    name = getattr(the_env, "env_id", "pool")
     try:
-        with _progress_bar(progress, len(plan) * group_size, the_env) as advance:
-            for index, (task_seed, options) in enumerate(plan):
-                group_id = f"{getattr(the_env, 'env_id', 'env')}:{seed}:{index}"
-                for member in range(group_size):
-                    if isinstance(policy, SeededPolicy):
-                        policy.reseed(sampling_seed(seed, index, member))
-                    episode = run_episode(the_env, policy, seed=task_seed, options=options,
-                                          history_window=history_window, group_id=group_id)
-                    episode.metadata.update(metadata or {})
-                    episodes.append(episode)
-                    if writer:
-                        writer.write(episode)
-                    advance(episode)
+        with _progress_bar(progress, len(jobs), name) as advance:
+            def emit(job: _Job, episode: Episode) -> None:
+                episode.metadata.update(metadata or {})
+                done[(job.index, job.member)] = episode
+                if writer:
+                    writer.write(episode)
+                advance(episode)
+
+            if isinstance(the_env, EnvPool):
+                _run_pooled(the_env, policy, jobs, history_window, emit)
+            else:
+                for job in jobs:
+                    episode = run_episode(the_env, _episode_policy(policy, job.sampling_seed),
+                                          seed=job.task_seed, options=job.options,
+                                          history_window=history_window,
+                                          group_id=f"{name}:{job.group}")
+                    emit(job, episode)
     finally:
         if writer:
             writer.close()
         if own_env:
             the_env.close()
-    return episodes
+    return [done[key] for key in sorted(done)]
+
+
+@dataclass(frozen=True)
+class _Job:
+    index: int
+    member: int
+    task_seed: int
+    options: dict[str, Any]
+    group: str
+    sampling_seed: int
+
+
+def _episode_policy(policy: Callable[[Conversation], str], seed: int
+                    ) -> Callable[[Conversation], str]:
+    """The policy for one episode: a reseeded copy, so interleaved episodes stay reproducible."""
+    if not isinstance(policy, SeededPolicy):
+        return policy
+    own = copy.copy(policy)
+    own.reseed(seed)
+    return own
+
+
+def _run_pooled(pool: EnvPool, policy: Callable[[Conversation], str], jobs: list[_Job],
+                history_window: int | None, emit: Callable[[_Job, Episode], None]) -> None:
+    """Every env of the pool plays an episode; the policy answers each step as it returns."""
+    queue = list(reversed(jobs))
+    env_ids = [pool.call(i, "env_id") for i in range(len(pool))]
+    prompts = [pool.call(i, "system_prompt") for i in range(len(pool))]
+    protocols = [pool.call(i, "protocol") for i in range(len(pool))]
+    active: dict[int, tuple[_Job, EpisodeRecorder, Any, float]] = {}
+
+    def start(slot: int) -> None:
+        if queue:
+            job = queue.pop()
+            recorder = EpisodeRecorder(env_ids[slot], prompts[slot], protocols[slot].encode,
+                                       _episode_policy(policy, job.sampling_seed),
+                                       seed=job.task_seed, group_id=f"{env_ids[slot]}:{job.group}",
+                                       history_window=history_window)
+            active[slot] = (job, recorder, None, 0.0)
+            pool.submit(slot, "reset", seed=job.task_seed, options=job.options)
+
+    for slot in range(len(pool)):
+        start(slot)
+    while active:
+        for result in pool.wait():
+            job, recorder, action, policy_seconds = active[result.env]
+            if not result.ok:
+                recorder.fail("EnvError", result.error or "unknown")
+            elif result.method == "reset":
+                recorder.begin(*result.value)
+            else:
+                recorder.record(action, result.value, policy_seconds, result.seconds)
+            acted = None if recorder.done else recorder.act()
+            if acted is not None:  # generation here overlaps the other envs' steps
+                active[result.env] = (job, recorder, *acted)
+                pool.submit(result.env, "step", acted[0])
+                continue
+            del active[result.env]
+            emit(job, recorder.finish())
+            start(result.env)
 
 
 def _plan(tasks: int | Sequence[str], seed: int, split: str | None) -> list[tuple[int, dict]]:
@@ -205,8 +308,8 @@ def _plan(tasks: int | Sequence[str], seed: int, split: str | None) -> list[tupl
 class _progress_bar:
     """A rich progress bar showing the running success rate, or nothing."""
 
-    def __init__(self, enabled: bool, total: int, env: AgentEnv) -> None:
-        self.enabled, self.total, self.name = enabled, total, getattr(env, "env_id", "env")
+    def __init__(self, enabled: bool, total: int, name: str) -> None:
+        self.enabled, self.total, self.name = enabled, total, name
         self.wins = self.done = 0
 
     def __enter__(self) -> Callable[[Episode], None]:
