@@ -164,6 +164,16 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve a registered env over HTTP, in sessions."""
+    from agentgym.server import serve
+
+    print(f"serving {args.env} on http://{args.host}:{args.port}/{args.env}", flush=True)
+    serve(args.env, parse_env_args(args.env_arg), args.host, args.port, args.max_sessions,
+          args.idle_timeout)
+    return 0
+
+
 def cmd_serve_retriever(args: argparse.Namespace) -> int:
     """Serve one search index to many env processes."""
     from environments.search import SearchEnv
@@ -212,6 +222,16 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--spec", default=None,
                        help="a reward spec (YAML/JSON file or inline mapping) to re-score with")
     stats.set_defaults(fn=cmd_stats)
+
+    serve_env = sub.add_parser("serve", help="serve an env over HTTP (sessions)")
+    serve_env.add_argument("env")
+    serve_env.add_argument("--host", default="127.0.0.1")
+    serve_env.add_argument("--port", type=int, default=8000)
+    serve_env.add_argument("--max-sessions", type=int, default=64)
+    serve_env.add_argument("--idle-timeout", type=float, default=300.0,
+                           help="seconds before an unused session is closed")
+    serve_env.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE")
+    serve_env.set_defaults(fn=cmd_serve)
 
     server = sub.add_parser("serve-retriever", help="share one search index over HTTP")
     server.add_argument("--kb-size", type=int, default=2000)

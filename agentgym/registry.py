@@ -97,13 +97,18 @@ def make(env_id: str, **kwargs: Any) -> Any:
     """Build a registered env, e.g. ``make("TextWorld-v0", preset="easy")``.
 
     Args:
-        env_id: A registered id (``agentgym.list_envs()`` lists them).
+        env_id: A registered id (``agentgym.list_envs()`` lists them), or
+            ``"remote:http://host:port/ID"`` for an env served by ``agentgym serve``.
         **kwargs: Passed to the env's constructor, over the spec's defaults.
 
     Raises:
         UnknownEnvError: for an id that is not registered.
         InvalidOptionError: for a keyword the env does not accept.
     """
+    if env_id.startswith("remote:"):
+        from agentgym.remote import RemoteEnv
+
+        return RemoteEnv(env_id.removeprefix("remote:"), **kwargs)
     env_spec = spec(env_id)
     factory = env_spec.load()
     params = inspect.signature(factory).parameters
