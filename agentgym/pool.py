@@ -47,6 +47,7 @@ class PoolResult:
         error: ``"<kind>: <message>"`` when not ``ok`` (``timeout``, ``worker died``, or the
             exception the env raised).
         seconds: Wall time from submit to result.
+        env_seconds: Time the call itself took inside the worker.
     """
 
     env: int
@@ -55,13 +56,15 @@ class PoolResult:
     ok: bool = True
     error: str | None = None
     seconds: float = 0.0
+    env_seconds: float = 0.0
 
 
 class PoolError(AgentGymError):
     """Misuse of a pool: an unknown env index, a call on a busy env, a closed pool."""
 
 
-def _make_env(factory: str | Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+def make_env(factory: str | Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    """Build a pool's env from a registered id or a factory."""
     if callable(factory):
         return factory(**kwargs)
     from agentgym.registry import make
@@ -69,7 +72,8 @@ def _make_env(factory: str | Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     return make(factory, **kwargs)
 
 
-def _call(env: Any, method: str, args: tuple, kwargs: dict) -> Any:
+def call_env(env: Any, method: str, args: tuple, kwargs: dict) -> Any:
+    """Run one pool method on an env (shared by every pool backend)."""
     if method == "system_prompt":
         return env.system_prompt()
     if method == "protocol":
@@ -89,16 +93,18 @@ def _die_with_parent() -> None:
 def _process_main(conn: Any, factory: Any, kwargs: dict[str, Any]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
-    env = _make_env(factory, kwargs)
+    env = make_env(factory, kwargs)
     while True:
         try:
             method, args, call_kwargs = conn.recv()
         except EOFError:
             break
+        started = time.perf_counter()
         try:
-            conn.send((True, _call(env, method, args, call_kwargs)))
+            ok, value = True, call_env(env, method, args, call_kwargs)
         except Exception as exc:  # the env's error travels back as data
-            conn.send((False, f"{type(exc).__name__}: {exc}"))
+            ok, value = False, f"{type(exc).__name__}: {exc}"
+        conn.send((ok, value, time.perf_counter() - started))
         if method == "close":
             break
     conn.close()
@@ -152,28 +158,28 @@ class _Worker:
         conn = self.conn
         while True:
             try:
-                ok, value = conn.recv()
+                ok, value, seconds = conn.recv()
             except (EOFError, OSError):
-                self.results.put((self.index, generation, False, _DIED, None))
+                self.results.put((self.index, generation, False, _DIED, 0.0))
                 return
-            self.results.put((self.index, generation, ok, value, None))
+            self.results.put((self.index, generation, ok, value, seconds))
 
     def _run_thread(self, generation: int) -> None:
         inbox = self.inbox
         try:
-            env = _make_env(self.factory, self.kwargs)
+            env = make_env(self.factory, self.kwargs)
         except Exception as exc:
             self.results.put((self.index, generation, False, f"{type(exc).__name__}: {exc}",
-                              None))
+                              0.0))
             return
         while True:
             method, args, kwargs = inbox.get()
+            started = time.perf_counter()
             try:
-                self.results.put((self.index, generation, True,
-                                  _call(env, method, args, kwargs), None))
+                ok, value = True, call_env(env, method, args, kwargs)
             except Exception as exc:
-                self.results.put((self.index, generation, False,
-                                  f"{type(exc).__name__}: {exc}", None))
+                ok, value = False, f"{type(exc).__name__}: {exc}"
+            self.results.put((self.index, generation, ok, value, time.perf_counter() - started))
             if method == "close":
                 return
 
@@ -200,7 +206,57 @@ class _Worker:
         self.kill()
 
 
-class EnvPool:
+class Pool:
+    """What every pool offers: ``submit`` calls, ``wait`` for results, ``close``.
+
+    :class:`EnvPool` (processes or threads) and ``agentgym.ray_pool.RayEnvPool`` implement
+    it, and :func:`agentgym.rollout` drives either the same way.
+    """
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def submit(self, env: int, method: Method, *args: Any, timeout: float | None = None,
+               **kwargs: Any) -> None:
+        """Start ``env.<method>(*args, **kwargs)`` on env ``env``."""
+        raise NotImplementedError
+
+    def wait(self, timeout: float | None = None, min_results: int = 1) -> list[PoolResult]:
+        """Results of finished calls, as soon as ``min_results`` are in."""
+        raise NotImplementedError
+
+    def busy(self) -> list[int]:
+        """The envs with a call in flight."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop every env. Idempotent."""
+        raise NotImplementedError
+
+    def call(self, env: int, method: Method, *args: Any, **kwargs: Any) -> Any:
+        """Run one call while nothing else is in flight; return its value.
+
+        Raises:
+            PoolError: if other calls are in flight (their results would be lost), or if
+                the call failed.
+        """
+        if self.busy():
+            raise PoolError(f"call() needs an idle pool; envs {self.busy()} are busy. Use "
+                            "submit() and wait() instead.")
+        self.submit(env, method, *args, **kwargs)
+        (result,) = self.wait()
+        if not result.ok:
+            raise PoolError(f"Env {env} {method} failed: {result.error}")
+        return result.value
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EnvPool(Pool):
     """N copies of an env in workers, called asynchronously.
 
     Args:
@@ -287,17 +343,7 @@ class EnvPool:
             if result is not None:
                 results.append(result)
 
-    def call(self, env: int, method: Method, *args: Any, **kwargs: Any) -> Any:
-        """Run one call and return its value (raising :class:`PoolError` if it failed)."""
-        self.submit(env, method, *args, **kwargs)
-        while True:
-            for result in self.wait():
-                if result.env == env:
-                    if not result.ok:
-                        raise PoolError(f"Env {env} {method} failed: {result.error}")
-                    return result.value
-
-    def _accept(self, index: int, generation: int, ok: bool, value: Any, _: Any
+    def _accept(self, index: int, generation: int, ok: bool, value: Any, env_seconds: float
                 ) -> PoolResult | None:
         worker = self._workers[index]
         if generation != worker.generation or worker.pending is None:
@@ -305,7 +351,8 @@ class EnvPool:
         pending, worker.pending = worker.pending, None
         seconds = time.monotonic() - pending.started
         if ok:
-            return PoolResult(index, pending.method, value, seconds=seconds)
+            return PoolResult(index, pending.method, value, seconds=seconds,
+                              env_seconds=env_seconds)
         if value == _DIED:
             worker.kill()  # reap it first, so its exit code is known
             code = worker.exit_code()
@@ -347,9 +394,3 @@ class EnvPool:
             self._closed = True
             self._finalizer()
             atexit.unregister(self._finalizer)
-
-    def __enter__(self) -> EnvPool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

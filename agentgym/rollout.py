@@ -24,7 +24,7 @@ from agentgym.records import Episode, Outcome, Turn
 from agentgym.store import EpisodeWriter
 
 if TYPE_CHECKING:
-    from agentgym.pool import EnvPool
+    from agentgym.pool import Pool
 
 TURN_INFO_KEYS = ("admissible_actions", "expert_action")
 """The step-info keys copied onto each :class:`Turn` record."""
@@ -50,7 +50,7 @@ def windowed(messages: list[dict[str, str]], history_window: int | None) -> list
 class EpisodeRecorder:
     """Builds one :class:`Episode` from reset and step results, and the policy's conversation.
 
-    Both rollout loops (one env in this process, or many in an :class:`~agentgym.pool.EnvPool`)
+    Both rollout loops (one env in this process, or many in a :class:`~agentgym.pool.Pool`)
     drive episodes through it, so they record them identically.
     """
 
@@ -167,7 +167,7 @@ def sampling_seed(seed: int, task_index: int, member: int) -> int:
 
 
 def rollout(
-    env: AgentEnv | str | EnvPool,
+    env: AgentEnv | str | Pool,
     policy: Callable[[Conversation], str],
     *,
     tasks: int | Sequence[str] = 1,
@@ -183,9 +183,10 @@ def rollout(
     """Run ``policy`` on ``tasks`` x ``group_size`` episodes.
 
     Args:
-        env: An env, a registered id to ``make`` (closed at the end if made here), or an
-            :class:`~agentgym.pool.EnvPool`: then every env of the pool plays an episode at
-            once, and the policy answers each as its step comes back while the others step.
+        env: An env, a registered id to ``make`` (closed at the end if made here), or a
+            :class:`~agentgym.pool.Pool` (``EnvPool``, ``RayEnvPool``): then every env of the
+            pool plays an episode at once, and the policy answers each as its step comes
+            back while the others step.
         policy: Any ``Conversation -> str`` callable (see :mod:`agentgym.policies`).
         tasks: How many tasks (task ``i`` is reset with seed ``seed + i``), or task ids.
         group_size: Episodes per task (G); they share a ``group_id``.
@@ -200,7 +201,7 @@ def rollout(
     Returns:
         The episodes, in task order, then group-member order.
     """
-    from agentgym.pool import EnvPool
+    from agentgym.pool import Pool
     from agentgym.registry import make
 
     jobs = [_Job(index, member, task_seed, options, f"{seed}:{index}",
@@ -221,7 +222,7 @@ def rollout(
                     writer.write(episode)
                 advance(episode)
 
-            if isinstance(the_env, EnvPool):
+            if isinstance(the_env, Pool):
                 _run_pooled(the_env, policy, jobs, history_window, emit)
             else:
                 for job in jobs:
@@ -258,7 +259,7 @@ def _episode_policy(policy: Callable[[Conversation], str], seed: int
     return own
 
 
-def _run_pooled(pool: EnvPool, policy: Callable[[Conversation], str], jobs: list[_Job],
+def _run_pooled(pool: Pool, policy: Callable[[Conversation], str], jobs: list[_Job],
                 history_window: int | None, emit: Callable[[_Job, Episode], None]) -> None:
     """Every env of the pool plays an episode; the policy answers each step as it returns."""
     queue = list(reversed(jobs))
@@ -287,7 +288,7 @@ def _run_pooled(pool: EnvPool, policy: Callable[[Conversation], str], jobs: list
             elif result.method == "reset":
                 recorder.begin(*result.value)
             else:
-                recorder.record(action, result.value, policy_seconds, result.seconds)
+                recorder.record(action, result.value, policy_seconds, result.env_seconds)
             acted = None if recorder.done else recorder.act()
             if acted is not None:  # generation here overlaps the other envs' steps
                 active[result.env] = (job, recorder, *acted)
