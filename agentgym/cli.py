@@ -114,22 +114,56 @@ def load_episodes(path: str, console: Any) -> list[Any]:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    """Render recorded episodes."""
+    """The interactive viewer, or ``--print``: rich output for scripts and pipes."""
+    from pathlib import Path
+
+    if not Path(args.file).is_file():
+        raise InvalidOptionError(f"No episode file {args.file!r}.")
+    if not args.print and sys.stdout.isatty():
+        from agentgym.viewer import ReplayApp
+
+        ReplayApp(args.file, follow=args.follow).run()
+        return 0
+    return print_replay(args)
+
+
+def print_replay(args: argparse.Namespace) -> int:
+    """Render the list (or one episode, or one turn) to stdout; ``--follow`` keeps going."""
+    import time
+
     from rich.console import Console
 
+    from agentgym.episode_index import EpisodeIndex
     from agentgym.replay import episode_list, render_episode
 
     console = Console()
-    episodes = load_episodes(args.file, console)
-    if args.episode is None:
-        console.print(episode_list(episodes))
+    index = EpisodeIndex(args.file)
+    if args.episode is not None:
+        if not 0 <= args.episode < len(index):
+            raise InvalidOptionError(f"Episode {args.episode} does not exist; the file has "
+                                     f"episodes 0..{len(index) - 1}.")
+        episode = index.episode(args.episode)
+        if args.turn is not None and not 0 <= args.turn < episode.num_turns:
+            raise InvalidOptionError(f"Turn {args.turn} does not exist; episode "
+                                     f"{args.episode} has turns 0..{episode.num_turns - 1}.")
+        console.print(render_episode(episode, args.turn))
         return 0
-    if not 0 <= args.episode < len(episodes):
-        raise InvalidOptionError(
-            f"Episode {args.episode} does not exist; the file has episodes 0..{len(episodes) - 1}."
-        )
-    console.print(render_episode(episodes[args.episode]))
-    return 0
+    shown = 0
+    while True:
+        rows = [index.summary(i) for i in range(shown, len(index))]
+        for row in rows:
+            if row.corrupt:
+                console.print(f"skipped {index.path}:{row.line}: {row.error}", style="yellow",
+                              markup=False)
+        good = [index.episode(i) for i in range(shown, len(index))
+                if not index.summary(i).corrupt]
+        if good or not args.follow:
+            console.print(episode_list(good))
+        shown = len(index)
+        if not args.follow:
+            return 0
+        time.sleep(0.5)
+        index.refresh()
 
 
 def load_spec_argument(text: str) -> Any:
@@ -245,7 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = sub.add_parser("replay", help="show recorded episodes")
     replay.add_argument("file")
+    replay.add_argument("--print", action="store_true",
+                        help="render to stdout instead of the interactive viewer")
     replay.add_argument("--episode", type=int, default=None, help="render this episode")
+    replay.add_argument("--turn", type=int, default=None, help="with --episode: only this turn")
+    replay.add_argument("--follow", action="store_true",
+                        help="keep watching the file for episodes a running rollout appends")
     replay.set_defaults(fn=cmd_replay)
     return parser
 

@@ -21,6 +21,7 @@ limits, and the standard ``info`` keys.
 ``reward_channels``    this turn's named reward components (step)
 ``success``            whether the task was achieved (last step)
 ``outcome_channels``   the episode's named outcome components (last step)
+``reference``          what the task wanted, e.g. gold answers (last step, where known)
 =====================  =========================================================
 """
 
@@ -184,6 +185,9 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
             info["outcome_channels"] = outcome
             info["success"] = bool(outcome.get("success", 0.0) >= 1.0)
             reward += self._final_reward(outcome)
+            reference = self._reference()
+            if reference:
+                info["reference"] = reference
         info.update(self._now_info())
         self._last_action = parsed.text if parsed.ok else str(action)[:200]
         self._last_observation = transition.observation
@@ -236,6 +240,10 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
     def _final_reward(self, outcome: dict[str, float]) -> float:
         """What the last step's scalar reward adds for the outcome (nothing by default)."""
         return 0.0
+
+    def _reference(self) -> dict[str, Any] | None:
+        """What the task wanted (gold answers, target product), shown once it is over."""
+        return None
 
     def _admissible(self) -> list[str] | None:
         """Commands valid now, or ``None`` if the env cannot enumerate them."""

@@ -1,58 +1,170 @@
-"""Plain rich rendering of recorded episodes (the interactive viewer builds on this)."""
+"""Rich rendering of recorded episodes, shared by ``agentgym replay --print`` and the viewer.
+
+Rendering is family-aware: search turns show the retrieved documents one line each with the
+gold answer highlighted, shop turns show the page one element per line with the chosen
+options marked, tool calls show shell commands with their exit codes and file edits as
+diffs. Everything else is shown as text.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import difflib
+import json
+import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from agentgym.records import Episode, Turn
 
+THOUGHT_PREVIEW = 60
 
-def _channels(channels: dict[str, float]) -> str:
+
+def channels_text(channels: dict[str, float]) -> str:
+    """``name=+1  other=+0.5``."""
     return "  ".join(f"{k}={v:+.3g}" for k, v in channels.items()) or "-"
 
 
-def render_turn(turn: Turn) -> Any:
-    """One turn as a rich panel: observation, thought, action and reward channels."""
+def advantage_style(value: float) -> str:
+    """Green for positive, red for negative; bolder the larger it is."""
+    colour = "green" if value > 0 else "red" if value < 0 else "white"
+    return f"bold {colour}" if abs(value) >= 0.5 else colour
+
+
+# ---------------------------------------------------------------- observations by family
+def _search_observation(text: str, reference: dict[str, Any]) -> Any:
+    from rich.text import Text
+
+    block = re.search(r"<information>(.*)</information>", text, re.DOTALL)
+    if not block:
+        return Text(text)
+    out = Text()
+    for doc in re.split(r"\n(?=Doc \d+\()", block.group(1).strip()):
+        line = doc if len(doc) <= 160 else doc[:157] + "..."
+        out.append(line + "\n", style="cyan")
+    for answer in reference.get("answers", []):
+        out.highlight_words([answer], style="bold black on yellow", case_sensitive=False)
+    return out
+
+
+def _shop_observation(text: str, reference: dict[str, Any]) -> Any:
+    from rich.text import Text
+
+    out = Text()
+    for part in text.split(" [SEP] ") if " [SEP] " in text else text.splitlines():
+        style = "bold green" if "(selected)" in part else (
+            "bold yellow" if part.strip().upper() == str(reference.get("asin", "")).upper()
+            else "")
+        out.append(part + "\n", style=style)
+    return out
+
+
+OBSERVATION_RENDERERS: dict[str, Callable[[str, dict[str, Any]], Any]] = {
+    "Search": _search_observation,
+    "WebShop": _shop_observation,
+}
+
+
+def observation_renderable(episode: Episode, text: str) -> Any:
+    """The observation, rendered for the episode's env family."""
+    from rich.text import Text
+
+    family = episode.env_id.split("-")[0].removeprefix("remote:")
+    render = OBSERVATION_RENDERERS.get(family)
+    return render(text, episode.metadata.get("reference", {})) if render else Text(text)
+
+
+# ---------------------------------------------------------------- actions
+def _tool_call(turn: Turn) -> dict[str, Any] | None:
+    try:
+        call = json.loads(turn.parsed_action or "")
+    except (json.JSONDecodeError, TypeError):
+        return None
+    return call if isinstance(call, dict) and "name" in call else None
+
+
+def action_renderable(turn: Turn) -> Any:
+    """The action: a shell command with its exit code, a diff for an edit, or the text."""
+    from rich.syntax import Syntax
+    from rich.text import Text
+
+    if not turn.action_valid:
+        return Text(f"> (invalid) {turn.action[:300]}", style="bold red")
+    call = _tool_call(turn)
+    args = (call or {}).get("arguments", {})
+    if call and call["name"] == "bash":
+        code = re.search(r"exit code:? (-?\d+)", turn.info.get("result", "") or "")
+        suffix = f"   (exit {code.group(1)})" if code else ""
+        return Text(f"$ {args.get('command', '')}{suffix}", style="bold green")
+    if call and call["name"] in ("str_replace", "create"):
+        old = args.get("old", "") if call["name"] == "str_replace" else ""
+        new = args.get("new", args.get("content", ""))
+        diff = "\n".join(difflib.unified_diff(old.splitlines(), new.splitlines(),
+                                              f"a/{args.get('path', '')}",
+                                              f"b/{args.get('path', '')}", lineterm=""))
+        return Syntax(diff or "(no change)", "diff", theme="ansi_dark")
+    return Text(f"> {turn.parsed_action}", style="bold green")
+
+
+def render_turn(turn: Turn, episode: Episode | None = None, show_thought: bool = True) -> Any:
+    """One turn as a rich panel: observation, thought, action, channels, advantage."""
     from rich.console import Group
     from rich.panel import Panel
     from rich.text import Text
 
-    parts: list[Any] = [Text(turn.observation, style="white")]
+    episode = episode or Episode(env_id="", task_id="")
+    parts: list[Any] = [observation_renderable(episode, turn.observation)]
     if turn.thought:
-        parts.append(Text(f"think: {turn.thought}", style="dim italic"))
-    style = "bold green" if turn.action_valid else "bold red"
-    action = turn.parsed_action if turn.action_valid else f"(invalid) {turn.action[:300]}"
-    parts.append(Text(f"> {action}", style=style))
-    footer = f"reward {turn.reward:+.3g}   {_channels(turn.reward_channels)}"
+        thought = turn.thought if show_thought else (
+            turn.thought[:THOUGHT_PREVIEW] + ("…" if len(turn.thought) > THOUGHT_PREVIEW else ""))
+        parts.append(Text(f"think: {thought}", style="dim italic"))
+    parts.append(action_renderable(turn))
+    footer = Text(f"reward {turn.reward:+.3g}   {channels_text(turn.reward_channels)}")
     if turn.advantage is not None:
-        footer += f"   advantage {turn.advantage:+.3f}"
+        footer.append(f"   advantage {turn.advantage:+.3f}", style=advantage_style(turn.advantage))
+    border = "red" if not turn.action_valid else "blue"
     return Panel(Group(*parts), title=f"turn {turn.index}", subtitle=footer,
-                 title_align="left", subtitle_align="right")
+                 title_align="left", subtitle_align="right", border_style=border)
 
 
-def render_episode(episode: Episode) -> Any:
-    """A whole episode: header, turns, final observation and outcome."""
+def render_header(episode: Episode) -> Any:
+    """The episode's one-line header and its task."""
     from rich.console import Group
-    from rich.panel import Panel
     from rich.text import Text
 
     verdict = "[green]success[/]" if episode.outcome.success else "[red]failure[/]"
-    header = (
-        f"[bold]{episode.env_id}[/]  task [cyan]{episode.task_id}[/]  group {episode.group_id}  "
-        f"seed {episode.seed}  {verdict}  return {episode.outcome.total_reward:+.3g}  "
-        f"turns {episode.num_turns}"
-    )
-    parts: list[Any] = [Text.from_markup(header), Text(f"Task: {episode.instruction}")]
-    parts += [render_turn(turn) for turn in episode.turns]
-    parts.append(Panel(Text(episode.final_observation), title="final observation",
-                       title_align="left"))
+    head = Text.from_markup(
+        f"[bold]{episode.env_id}[/]  task [cyan]{episode.task_id}[/]  group "
+        f"{episode.group_id}  seed {episode.seed}  {verdict}  return "
+        f"{episode.outcome.total_reward:+.3g}  turns {episode.num_turns}")
+    return Group(head, Text(f"Task: {episode.instruction}"))
+
+
+def render_ending(episode: Episode) -> Any:
+    """The final observation and the outcome."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.text import Text
+
     ending = "terminated" if episode.terminated else "truncated" if episode.truncated else "open"
-    parts.append(Text(f"{ending}; outcome {_channels(episode.outcome.channels)}"))
+    parts: list[Any] = [
+        Panel(observation_renderable(episode, episode.final_observation),
+              title="final observation", title_align="left"),
+        Text(f"{ending}; outcome {channels_text(episode.outcome.channels)}"),
+    ]
     if episode.error:
         parts.append(Text(f"error {episode.error['type']}: {episode.error['message']}",
                           style="bold red"))
     return Group(*parts)
+
+
+def render_episode(episode: Episode, turn: int | None = None) -> Any:
+    """A whole episode (or just turn ``turn``): header, turns, final observation, outcome."""
+    from rich.console import Group
+
+    if turn is not None:
+        return Group(render_header(episode), render_turn(episode.turns[turn], episode))
+    return Group(render_header(episode), *(render_turn(t, episode) for t in episode.turns),
+                 render_ending(episode))
 
 
 def episode_list(episodes: Iterable[Episode]) -> Any:
@@ -61,7 +173,7 @@ def episode_list(episodes: Iterable[Episode]) -> Any:
 
     table = Table(title="Episodes")
     for column in ("#", "env", "task", "group", "success", "return", "turns", "error"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for number, ep in enumerate(episodes):
         table.add_row(str(number), ep.env_id, ep.task_id, str(ep.group_id),
                       "yes" if ep.outcome.success else "no", f"{ep.outcome.total_reward:+.3g}",

@@ -113,6 +113,8 @@ class EpisodeRecorder:
         episode = self.episode
         episode.final_observation = self.observation
         info = self.info if episode.error is None else {}
+        if info.get("reference"):
+            episode.metadata["reference"] = info["reference"]
         episode.outcome = Outcome(
             success=bool(info.get("success", False)),
             total_reward=float(sum(t.reward for t in episode.turns)),

@@ -224,6 +224,10 @@ class SearchEnv(AgentEnv):
         assert self.task is not None
         return self.task.question
 
+    def _reference(self) -> dict[str, Any]:
+        assert self.task is not None
+        return {"answers": list(self.task.answers), "supporting": list(self.task.supporting)}
+
     def _state_key(self) -> str:
         blob = f"{sorted(self.retrieved)}|{self.answer is not None}"
         return hashlib.sha1(blob.encode()).hexdigest()[:16]

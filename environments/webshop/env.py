@@ -228,6 +228,11 @@ class WebShopEnv(AgentEnv):
         assert self.goal is not None
         return self.goal.instruction
 
+    def _reference(self) -> dict[str, Any]:
+        assert self.goal is not None
+        return {"asin": self.goal.asin, "attributes": list(self.goal.attributes),
+                "options": dict(self.goal.options), "price_upper": self.goal.price_upper}
+
     def _state_key(self) -> str:
         item = self.shop.item
         return self.shop.key(self.catalog.products[item].asin if item is not None else None)
