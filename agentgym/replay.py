@@ -82,8 +82,11 @@ def _tool_call(turn: Turn) -> dict[str, Any] | None:
     return call if isinstance(call, dict) and "name" in call else None
 
 
-def action_renderable(turn: Turn) -> Any:
-    """The action: a shell command with its exit code, a diff for an edit, or the text."""
+def action_renderable(turn: Turn, result: str = "") -> Any:
+    """The action: a shell command with its exit code, a diff for an edit, or the text.
+
+    ``result`` is what the env answered (the next observation), where exit codes are read.
+    """
     from rich.syntax import Syntax
     from rich.text import Text
 
@@ -92,7 +95,7 @@ def action_renderable(turn: Turn) -> Any:
     call = _tool_call(turn)
     args = (call or {}).get("arguments", {})
     if call and call["name"] == "bash":
-        code = re.search(r"exit code:? (-?\d+)", turn.info.get("result", "") or "")
+        code = re.search(r"exit code:? (-?\d+)", result, re.IGNORECASE)
         suffix = f"   (exit {code.group(1)})" if code else ""
         return Text(f"$ {args.get('command', '')}{suffix}", style="bold green")
     if call and call["name"] in ("str_replace", "create"):
@@ -107,6 +110,10 @@ def action_renderable(turn: Turn) -> Any:
 
 def render_turn(turn: Turn, episode: Episode | None = None, show_thought: bool = True) -> Any:
     """One turn as a rich panel: observation, thought, action, channels, advantage."""
+    result = ""
+    if episode is not None and episode.turns:
+        later = [t.observation for t in episode.turns[turn.index + 1:turn.index + 2]]
+        result = later[0] if later else episode.final_observation
     from rich.console import Group
     from rich.panel import Panel
     from rich.text import Text
@@ -117,7 +124,7 @@ def render_turn(turn: Turn, episode: Episode | None = None, show_thought: bool =
         thought = turn.thought if show_thought else (
             turn.thought[:THOUGHT_PREVIEW] + ("…" if len(turn.thought) > THOUGHT_PREVIEW else ""))
         parts.append(Text(f"think: {thought}", style="dim italic"))
-    parts.append(action_renderable(turn))
+    parts.append(action_renderable(turn, result))
     footer = Text(f"reward {turn.reward:+.3g}   {channels_text(turn.reward_channels)}")
     if turn.advantage is not None:
         footer.append(f"   advantage {turn.advantage:+.3f}", style=advantage_style(turn.advantage))

@@ -121,11 +121,13 @@ ORPHAN_SCRIPT = textwrap.dedent("""
         print(*pool.pids(), flush=True)
         if sys.argv[1] == "exit":
             sys.exit(0)          # no close(): the atexit handler must stop the workers
-        time.sleep(60)           # killed from outside: the workers must die with it
+        with pool:
+            time.sleep(60)       # Ctrl-C closes the pool on the way out; SIGKILL can't, and
+                                 # the workers die with their parent instead
 """)
 
 
-@pytest.mark.parametrize("how", ["exit", "sigkill"])
+@pytest.mark.parametrize("how", ["exit", "sigint", "sigkill"])
 def test_no_orphan_workers(tmp_path, how):
     script = tmp_path / "pool_script.py"
     script.write_text(ORPHAN_SCRIPT)
@@ -135,6 +137,8 @@ def test_no_orphan_workers(tmp_path, how):
     assert len(pids) == 2 and all(alive(p) for p in pids)
     if how == "sigkill":
         proc.kill()
+    if how == "sigint":
+        proc.send_signal(signal.SIGINT)
     proc.wait(timeout=30)
     deadline = time.time() + 10
     while any(alive(p) for p in pids) and time.time() < deadline:

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -165,12 +166,33 @@ def test_follow_prints_episodes_as_they_arrive(tmp_path, episode_file):
         time.sleep(3)
         with open(path, "a") as handle:
             handle.write(lines[3] + "\n")
-        deadline, seen = time.time() + 30, ""
-        os.set_blocking(proc.stdout.fileno(), False)
-        while time.time() < deadline and seen.count("Episodes") < 2:
-            seen += proc.stdout.read() or ""
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+        reader.start()
+        deadline = time.time() + 30
+        while time.time() < deadline and "".join(lines).count("Episodes") < 2:
             time.sleep(0.2)
-        assert seen.count("Episodes") == 2  # the first table, then the appended episode
+        assert "".join(lines).count("Episodes") == 2  # the first table, then the new episode
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_tool_calls_render_as_commands_and_diffs():
+    from rich.console import Console
+
+    from agentgym.records import Episode, Turn
+    from agentgym.replay import render_episode
+
+    bash = Turn(index=0, observation="repo ready", action="<tool_call>...</tool_call>",
+                parsed_action='{"name": "bash", "arguments": {"command": "pytest -q"}}')
+    edit = Turn(index=1, observation="1 failed\nexit code: 1", action="...",
+                parsed_action='{"name": "str_replace", "arguments": {"path": "calc.py", '
+                              '"old": "return a - b", "new": "return a + b"}}')
+    episode = Episode(env_id="SWE-v0", task_id="t", turns=[bash, edit],
+                      final_observation="edited")
+    console = Console(width=100, record=True)
+    console.print(render_episode(episode))
+    text = console.export_text()
+    assert "$ pytest -q   (exit 1)" in text
+    assert "-return a - b" in text and "+return a + b" in text and "+++ b/calc.py" in text

@@ -146,6 +146,17 @@ def test_webshop_item_files_load(tmp_path):
              for n, kind in enumerate(["lemon", "rose", "pine", "oat"])]
     path = tmp_path / "items_shuffle.json"
     path.write_text(json.dumps(items))
-    with agentgym.make("WebShop-v0", items=str(path), cache_dir=tmp_path) as env:
+    human = tmp_path / "items_human_ins.json"
+    human.write_text(json.dumps({"B001": [{
+        "instruction": "i want a vegan soap bar that smells of rose, and price lower than "
+                       "20.00 dollars", "instruction_attributes": ["vegan"],
+        "instruction_options": ["rose"]}]}))
+    with agentgym.make("WebShop-v0", items=str(path), human_instructions=str(human),
+                       cache_dir=tmp_path) as env:
         reward, info = play(env, lambda i: i["expert_action"], 1)
-    assert reward == 1.0
+        assert reward == 1.0
+        test = {"split": "test"}  # test task 0 is product 1, B001: the human instruction
+        obs, info = env.reset(seed=0, options=test)
+        assert "smells of rose" in info["instruction"]
+        reward, info = play(env, lambda i: i["expert_action"], 0, test)
+        assert reward == 1.0

@@ -11,6 +11,7 @@ through :func:`load_webshop_items`.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,10 +117,11 @@ class Catalog:
         seed: Everything follows from it.
     """
 
-    def __init__(self, size: int = 1000, seed: int = 0, products: list[Product] | None = None
-                 ) -> None:
+    def __init__(self, size: int = 1000, seed: int = 0, products: list[Product] | None = None,
+                 human_goals: dict[str, Goal] | None = None) -> None:
         self.size, self.seed = size, seed
         self.products = products if products is not None else self._generate(size, seed)
+        self.human_goals = human_goals or {}
         self.by_asin = {p.asin: i for i, p in enumerate(self.products)}
         self.tag = f"catalog{size}-seed{seed}"
 
@@ -150,8 +152,14 @@ class Catalog:
         return products
 
     def goal(self, index: int) -> Goal:
-        """The goal built on product ``index``: some of its attributes and one value per option."""
+        """The goal built on product ``index``: some of its attributes and one value per option.
+
+        A human-written instruction for the product (WebShop's ``items_human_ins.json``) is
+        used instead when one was loaded.
+        """
         product = self.products[index]
+        if product.asin in self.human_goals:
+            return self.human_goals[product.asin]
         rng = np.random.default_rng([self.seed, index])
         n_attrs = int(rng.integers(1, min(3, len(product.attributes)) + 1))
         attrs = tuple(product.attributes[i] for i in sorted(
@@ -168,16 +176,27 @@ class Catalog:
                     attrs, options, price_upper, product.title)
 
 
-def load_webshop_items(path: str | Path, limit: int | None = None) -> Catalog:
-    """A catalog from WebShop's ``items_shuffle*.json`` (a JSON list of product records).
+def load_webshop_items(path: str | Path, limit: int | None = None,
+                       attributes: str | Path | None = None,
+                       human_instructions: str | Path | None = None) -> Catalog:
+    """A catalog from WebShop's own files.
 
-    Fields used: ``asin``, ``name``, ``category``, ``product_category``, ``query``,
-    ``pricing`` (a price or a list of prices), ``small_description``/``full_description``,
-    ``customization_options`` (``{"size": [{"value": ...}, ...]}``) and, when present (as
-    in ``items_ins_v2*.json`` merged in), ``attributes``.
+    Args:
+        path: ``items_shuffle*.json``, a JSON list of product records. Fields used:
+            ``asin``, ``name``, ``category``, ``product_category``, ``query``, ``pricing``,
+            ``small_description``/``full_description``, ``customization_options``
+            (``{"size": [{"value": ...}, ...]}``) and ``attributes`` when present.
+        limit: Keep only the first products.
+        attributes: ``items_ins_v2*.json`` (asin -> ``{"attributes": [...]}``), merged in.
+        human_instructions: ``items_human_ins.json`` (asin -> list of
+            ``{"instruction", "instruction_attributes", "instruction_options"}``): the first
+            instruction of each product becomes its goal.
     """
     with open(path, encoding="utf-8") as handle:
         raw = json.load(handle)
+    extra = _read_json(attributes) if attributes else {}
+    for item in raw:
+        item.setdefault("attributes", extra.get(item["asin"], {}).get("attributes", []))
     products = []
     for item in raw[:limit]:
         pricing = item.get("pricing") or [0.0]
@@ -194,4 +213,29 @@ def load_webshop_items(path: str | Path, limit: int | None = None) -> Catalog:
             attributes=list(item.get("attributes", [])), options=options,
             bullets=bullets if isinstance(bullets, list) else [str(bullets)],
             description=str(item.get("full_description", "")), query=item.get("query", "")))
-    return Catalog(len(products), seed=0, products=products)
+    goals = _human_goals(_read_json(human_instructions), products) if human_instructions else {}
+    return Catalog(len(products), seed=0, products=products, human_goals=goals)
+
+
+def _read_json(path: str | Path) -> Any:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _human_goals(raw: dict[str, list[dict[str, Any]]], products: list[Product]
+                 ) -> dict[str, Goal]:
+    goals = {}
+    for product in products:
+        written = raw.get(product.asin) or []
+        if not written:
+            continue
+        first = written[0]
+        text = first["instruction"]
+        price = re.search(r"price lower than ([\d.,]+) dollars", text)
+        goals[product.asin] = Goal(
+            asin=product.asin, instruction=text, query=text, product_type=product.query,
+            category=product.category, attributes=tuple(first.get("instruction_attributes", [])),
+            options=tuple(("option", v) for v in first.get("instruction_options", [])),
+            price_upper=float(price.group(1).replace(",", "")) if price else 1e6,
+            title=product.title)
+    return goals

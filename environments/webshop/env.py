@@ -68,13 +68,16 @@ _SHARED_LOCK = threading.Lock()
 
 
 def shared_shop(catalog_size: int, seed: int, items: str | Path | None,
-                cache_dir: str | Path | None) -> tuple[Catalog, BM25Index]:
+                cache_dir: str | Path | None, item_attributes: str | Path | None = None,
+                human_instructions: str | Path | None = None) -> tuple[Catalog, BM25Index]:
     """One catalog and one index per process, shared read-only by every env instance."""
-    key = (catalog_size, seed, str(items), str(cache_dir))
+    key = (catalog_size, seed, str(items), str(cache_dir), str(item_attributes),
+           str(human_instructions))
     with _SHARED_LOCK:
         if key not in _SHARED:
-            catalog = (load_webshop_items(items) if items is not None
-                       else Catalog(catalog_size, seed))
+            catalog = (load_webshop_items(items, attributes=item_attributes,
+                                          human_instructions=human_instructions)
+                       if items is not None else Catalog(catalog_size, seed))
             folder = Path(cache_dir or cache_root() / "webshop") / catalog.tag
             docs = lambda: [{"id": i, "title": p.title, "text": p.search_text()}  # noqa: E731
                             for i, p in enumerate(catalog.products)]
@@ -96,6 +99,8 @@ class WebShopEnv(AgentEnv):
         catalog_size: Products in the generated catalog (1k to 1M).
         seed: The catalog's seed.
         items: WebShop's own ``items_shuffle*.json`` instead of the generated catalog.
+        item_attributes: With ``items``: WebShop's ``items_ins_v2*.json``.
+        human_instructions: With ``items``: WebShop's ``items_human_ins.json`` (goals).
         observation_mode: ``"simple"`` (WebShop's ``[SEP]`` text) or ``"markdown"``.
         split: Default split.
         max_turns: Turn budget (WebShop agents commonly use 15).
@@ -116,6 +121,8 @@ class WebShopEnv(AgentEnv):
         catalog_size: int = 1000,
         seed: int = 0,
         items: str | Path | None = None,
+        item_attributes: str | Path | None = None,
+        human_instructions: str | Path | None = None,
         observation_mode: Literal["simple", "markdown"] = "simple",
         split: str = "train",
         max_turns: int | None = 15,
@@ -131,7 +138,8 @@ class WebShopEnv(AgentEnv):
         self.check_split(split)
         if catalog_size < 2:
             raise InvalidOptionError(f"catalog_size must be >= 2, got {catalog_size}.")
-        self.catalog, self.index = shared_shop(catalog_size, seed, items, cache_dir)
+        self.catalog, self.index = shared_shop(catalog_size, seed, items, cache_dir,
+                                               item_attributes, human_instructions)
         self.mode, self.split = observation_mode, split
         self.goal: Goal | None = None
         self.shop = ShopState()
@@ -206,11 +214,10 @@ class WebShopEnv(AgentEnv):
         if on_target and not self.history.reached_target:
             self.history.reached_target, gained = True, 1.0
         if on_target:
-            for name, wanted in self.goal.options:
-                chosen = self.shop.chosen().get(name)
-                if chosen and name not in self.history.good_options and \
-                        option_matched(wanted, [chosen]):
-                    self.history.good_options.add(name)
+            chosen = list(self.shop.chosen().values())
+            for _, wanted in self.goal.options:
+                if wanted not in self.history.good_options and option_matched(wanted, chosen):
+                    self.history.good_options.add(wanted)
                     gained += 1.0
         return gained
 
@@ -263,8 +270,8 @@ class WebShopEnv(AgentEnv):
                 return ToolCall("click", {"button": products[target].asin.lower()})
             later = target in shop.results[shop.page_num * 10:]
             return ToolCall("click", {"button": "next >" if later else "back to search"})
-        chosen = shop.chosen()
-        for name, value in goal.options:
-            if chosen.get(name) != value:
+        chosen = {v.lower() for v in shop.chosen().values()}
+        for _, value in goal.options:  # by value: human goals do not name the option
+            if value.lower() not in chosen:
                 return ToolCall("click", {"button": value.lower()})
         return ToolCall("click", {"button": "buy now"})
