@@ -71,10 +71,14 @@ class EpisodeRecorder:
             self.episode.instruction, observation)})
         self.observation, self.info = observation, info
 
+    def conversation(self) -> Conversation:
+        """What the policy sees now."""
+        return Conversation(windowed(self.messages, self.history_window), self.info,
+                            self.encode, len(self.episode.turns))
+
     def act(self) -> tuple[str, float] | None:
         """Ask the policy for the next action: ``(action, seconds)``, or ``None`` if it failed."""
-        conversation = Conversation(windowed(self.messages, self.history_window), self.info,
-                                    self.encode, len(self.episode.turns))
+        conversation = self.conversation()
         started = time.perf_counter()
         try:
             action = self.policy(conversation)
@@ -169,7 +173,7 @@ def sampling_seed(seed: int, task_index: int, member: int) -> int:
 
 
 def rollout(
-    env: AgentEnv | str | Pool,
+    env: AgentEnv | str | Pool | Sequence[AgentEnv],
     policy: Callable[[Conversation], str],
     *,
     tasks: int | Sequence[str] = 1,
@@ -185,7 +189,9 @@ def rollout(
     """Run ``policy`` on ``tasks`` x ``group_size`` episodes.
 
     Args:
-        env: An env, a registered id to ``make`` (closed at the end if made here), or a
+        env: An env, a registered id to ``make`` (closed at the end if made here), a list
+            of envs (with a batching policy such as ``TransformersPolicy``: one
+            ``generate`` call serves every episode waiting for an action), or a
             :class:`~agentgym.pool.Pool` (``EnvPool``, ``RayEnvPool``): then every env of the
             pool plays an episode at once, and the policy answers each as its step comes
             back while the others step.
@@ -214,7 +220,8 @@ def rollout(
     the_env = make(env, **(env_kwargs or {})) if isinstance(env, str) else env
     writer = EpisodeWriter(out) if out is not None else None
     done: dict[tuple[int, int], Episode] = {}
-    name = getattr(the_env, "env_id", "pool")
+    first = the_env[0] if isinstance(the_env, (list, tuple)) else the_env
+    name = getattr(first, "env_id", "pool")
     try:
         with _progress_bar(progress, len(jobs), name) as advance:
             def emit(job: _Job, episode: Episode) -> None:
@@ -226,6 +233,8 @@ def rollout(
 
             if isinstance(the_env, Pool):
                 _run_pooled(the_env, policy, jobs, history_window, emit)
+            elif isinstance(the_env, (list, tuple)):
+                _run_batched(list(the_env), policy, jobs, history_window, emit)
             else:
                 for job in jobs:
                     episode = run_episode(the_env, _episode_policy(policy, job.sampling_seed),
@@ -259,6 +268,47 @@ def _episode_policy(policy: Callable[[Conversation], str], seed: int
     own = copy.copy(policy)
     own.reseed(seed)
     return own
+
+
+def _run_batched(envs: list[AgentEnv], policy: Any, jobs: list[_Job],
+                 history_window: int | None, emit: Callable[[_Job, Episode], None]) -> None:
+    """One episode per env at once; each ``policy.generate`` call serves every waiting one."""
+    queue = list(reversed(jobs))
+    active: dict[int, tuple[_Job, EpisodeRecorder]] = {}
+
+    def start(slot: int) -> None:
+        if queue:
+            job, env = queue.pop(), envs[slot]
+            recorder = EpisodeRecorder(env.env_id, env.system_prompt(), env.protocol.encode,
+                                       policy, seed=job.task_seed,
+                                       group_id=f"{env.env_id}:{job.group}",
+                                       history_window=history_window)
+            recorder.begin(*env.reset(seed=job.task_seed, options=job.options))
+            active[slot] = (job, recorder)
+
+    for slot in range(len(envs)):
+        start(slot)
+    while active:
+        slots = sorted(active)
+        started = time.perf_counter()
+        try:
+            replies = policy.generate([active[s][1].conversation() for s in slots])
+        except Exception as exc:  # a failed generation fails the episodes it served
+            replies = None
+            for slot in slots:
+                active[slot][1].fail("PolicyError", f"{type(exc).__name__}: {exc}")
+        share = (time.perf_counter() - started) / len(slots)
+        for n, slot in enumerate(slots):
+            job, recorder = active[slot]
+            if replies is not None:
+                action = replies[n].text
+                stepped = time.perf_counter()
+                recorder.record(action, envs[slot].step(action), share,
+                                time.perf_counter() - stepped)
+            if recorder.done:
+                del active[slot]
+                emit(job, recorder.finish())
+                start(slot)
 
 
 def _run_pooled(pool: Pool, policy: Callable[[Conversation], str], jobs: list[_Job],

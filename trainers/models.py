@@ -1,0 +1,64 @@
+"""Models for training: a tiny random-initialised causal LM built locally, or a local checkpoint.
+
+No model can be downloaded here, so ``tiny`` builds a Qwen2-architecture model of a few
+hundred thousand parameters with a byte-level BPE tokenizer trained on the env's own text
+(system prompt, observations, expert actions). Real runs pass a local model folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from agentgym.errors import InvalidOptionError, MissingDependencyError
+from trainers.tiny import train_chatml_tokenizer
+
+
+def _transformers() -> Any:
+    try:
+        import transformers
+    except ImportError as exc:
+        raise MissingDependencyError("transformers", "train") from exc
+    return transformers
+
+
+def tiny_model(tokenizer: Any, *, hidden: int = 64, layers: int = 2, heads: int = 4,
+               kv_heads: int = 2, seed: int = 0) -> Any:
+    """A random-initialised Qwen2-style causal LM sized for CPU tests and smoke runs."""
+    import torch
+
+    transformers = _transformers()
+    config = transformers.Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=4 * hidden,
+        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
+        max_position_embeddings=4096, tie_word_embeddings=True,
+        bos_token_id=None, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id)
+    with torch.random.fork_rng():  # a seeded init that leaves the caller's generator alone
+        torch.manual_seed(seed)
+        return transformers.AutoModelForCausalLM.from_config(config)
+
+
+def tiny_from_texts(texts: Iterable[str], vocab_size: int = 1024, seed: int = 0,
+                    **model_kwargs: Any) -> tuple[Any, Any]:
+    """A tokenizer trained on ``texts`` and a tiny model for it."""
+    tokenizer = train_chatml_tokenizer(texts, vocab_size=vocab_size)
+    return tiny_model(tokenizer, seed=seed, **model_kwargs), tokenizer
+
+
+def load_pretrained(path: str | Path) -> tuple[Any, Any]:
+    """A model and tokenizer from a local folder (``save_pretrained`` layout).
+
+    Raises:
+        InvalidOptionError: if the folder does not exist or holds no model.
+    """
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise InvalidOptionError(
+            f"Model path {str(path)!r} does not exist or has no config.json; give a local "
+            "model folder, or 'tiny' to build a small model here.")
+    transformers = _transformers()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    model = transformers.AutoModelForCausalLM.from_pretrained(path)
+    return model, tokenizer
