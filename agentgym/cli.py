@@ -224,6 +224,46 @@ def cmd_serve_retriever(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a policy from a YAML config."""
+    from trainers.config import load_config
+    from trainers.train import train
+
+    config = load_config(args.config, {"output": args.output} if args.output else None)
+    out = train(config, resume=args.resume)
+    print(f"run written to {out}; plot it with: agentgym plot {out}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate a checkpoint on held-out tasks."""
+    from rich.console import Console
+
+    from agentgym.hf_policy import TransformersPolicy
+    from agentgym.registry import make
+    from agentgym.rollout import rollout
+    from agentgym.summary import summary_table
+    from trainers.models import load_pretrained
+
+    model, tokenizer = load_pretrained(args.checkpoint)
+    envs = [make(args.env, **parse_env_args(args.env_arg)) for _ in range(args.parallel)]
+    policy = TransformersPolicy(model, tokenizer, temperature=args.temperature,
+                                max_new_tokens=args.max_new_tokens)
+    episodes = rollout(envs, policy, tasks=args.tasks, split=args.split, seed=args.seed,
+                       out=args.out)
+    Console().print(summary_table({args.checkpoint: episodes}, title=f"{args.env} ({args.split})"))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """Write PNG curves of a training run."""
+    from trainers.plots import plot_run
+
+    for path in plot_run(args.run):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``agentgym`` command."""
     parser = argparse.ArgumentParser(prog="agentgym", description=__doc__)
@@ -276,6 +316,29 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--host", default="127.0.0.1")
     server.add_argument("--port", type=int, default=8765)
     server.set_defaults(fn=cmd_serve_retriever)
+
+    train = sub.add_parser("train", help="train a policy from a YAML config")
+    train.add_argument("config")
+    train.add_argument("--output", default=None, help="override the config's output folder")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    train.set_defaults(fn=cmd_train)
+
+    evaluate = sub.add_parser("eval", help="evaluate a checkpoint on held-out tasks")
+    evaluate.add_argument("checkpoint")
+    evaluate.add_argument("--env", required=True)
+    evaluate.add_argument("--tasks", type=int, default=32)
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--temperature", type=float, default=0.0)
+    evaluate.add_argument("--max-new-tokens", type=int, default=32)
+    evaluate.add_argument("--parallel", type=int, default=8)
+    evaluate.add_argument("--out", default=None)
+    evaluate.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE")
+    evaluate.set_defaults(fn=cmd_eval)
+
+    plot = sub.add_parser("plot", help="PNG curves of a training run")
+    plot.add_argument("run")
+    plot.set_defaults(fn=cmd_plot)
 
     replay = sub.add_parser("replay", help="show recorded episodes")
     replay.add_argument("file")

@@ -93,6 +93,10 @@ class TransformersPolicy:
                     tokens[b].append(int(choice[b]))
                     logprobs[b].append(float(log_probs[b, choice[b]]))
             done |= choice == eos
+            if self.stop:  # a stop string ends a reply as the end-of-turn token does
+                for b in range(batch):
+                    if not done[b] and self._stopped(tokens[b]):
+                        done[b] = True
             if bool(done.all()):
                 break
             attention = torch.cat([attention, torch.ones(batch, 1, dtype=attention.dtype)], -1)
@@ -101,6 +105,10 @@ class TransformersPolicy:
                              position_ids=positions, past_key_values=out.past_key_values,
                              use_cache=True)
         return tokens, logprobs
+
+    def _stopped(self, tokens: list[int]) -> bool:
+        tail = self.tokenizer.decode(tokens[-8:], skip_special_tokens=True)
+        return any(stop in tail for stop in self.stop)
 
     def _choose(self, logits: Any) -> Any:
         import torch

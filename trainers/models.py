@@ -15,11 +15,13 @@ from agentgym.errors import InvalidOptionError, MissingDependencyError
 from trainers.tiny import train_chatml_tokenizer
 
 
-def _transformers() -> Any:
+def quiet_transformers() -> Any:
+    """The transformers module, with its progress bars off (checkpoints here are tiny)."""
     try:
         import transformers
     except ImportError as exc:
         raise MissingDependencyError("transformers", "train") from exc
+    transformers.utils.logging.disable_progress_bar()  # no bars for tiny checkpoints
     return transformers
 
 
@@ -28,7 +30,7 @@ def tiny_model(tokenizer: Any, *, hidden: int = 64, layers: int = 2, heads: int 
     """A random-initialised Qwen2-style causal LM sized for CPU tests and smoke runs."""
     import torch
 
-    transformers = _transformers()
+    transformers = quiet_transformers()
     config = transformers.Qwen2Config(
         vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=4 * hidden,
         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
@@ -58,7 +60,7 @@ def load_pretrained(path: str | Path) -> tuple[Any, Any]:
         raise InvalidOptionError(
             f"Model path {str(path)!r} does not exist or has no config.json; give a local "
             "model folder, or 'tiny' to build a small model here.")
-    transformers = _transformers()
+    transformers = quiet_transformers()
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)
     model = transformers.AutoModelForCausalLM.from_pretrained(path)
     return model, tokenizer

@@ -1,0 +1,183 @@
+"""The learner: one model, its optimiser, an optional frozen reference, and checkpoints.
+
+``sft_step`` fits generated tokens of expert rows; ``rl_step`` is the clipped policy-gradient
+update of :mod:`trainers.policy_gradient` over per-token advantages, with optional KL to the
+reference, in minibatches with gradient accumulation. Both return namespaced metrics.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from trainers.policy_gradient import (
+    KLEstimator,
+    LossAgg,
+    TokenBatch,
+    aggregate,
+    clipped_surrogate,
+    kl,
+    sft_loss,
+    token_logprobs,
+)
+from trainers.tokenize import TokenizedSequence
+
+
+@dataclass
+class OptimConfig:
+    """AdamW and the update schedule."""
+
+    lr: float = 1e-3
+    """Learning rate."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm."""
+    minibatch_size: int = 8
+    """Rows per forward/backward pass."""
+    grad_accum: int = 1
+    """Minibatches accumulated per optimiser step."""
+
+
+@dataclass
+class LossConfig:
+    """The RL objective."""
+
+    clip: float = 0.2
+    """PPO ratio clip epsilon."""
+    kl_coef: float = 0.0
+    """Weight of KL(pi || pi_ref); 0 keeps no reference model."""
+    kl_estimator: KLEstimator = "k3"
+    """``k1`` or ``k3``."""
+    loss_agg: LossAgg = "token-mean"
+    """``token-mean``, ``seq-mean-token-mean`` or ``seq-mean-token-sum-norm``."""
+    epochs: int = 1
+    """Passes over each batch of rollouts."""
+
+
+class Learner:
+    """Updates a model; keeps the optimiser and, with ``kl_coef > 0``, a frozen reference."""
+
+    def __init__(self, model: Any, tokenizer: Any, optim: OptimConfig | None = None,
+                 loss: LossConfig | None = None) -> None:
+        import torch
+
+        self.model, self.tokenizer = model, tokenizer
+        self.optim, self.loss = optim or OptimConfig(), loss or LossConfig()
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=self.optim.lr,
+                                           weight_decay=self.optim.weight_decay)
+        self.reference = None
+        if self.loss.kl_coef > 0:
+            self.reference = copy.deepcopy(model).eval()
+            self.reference.requires_grad_(False)
+        self.step = 0
+
+    def _minibatches(self, rows: Sequence[TokenizedSequence]) -> list[TokenBatch]:
+        size, pad = self.optim.minibatch_size, self.tokenizer.pad_token_id
+        return [TokenBatch.from_rows(rows[i:i + size], pad) for i in range(0, len(rows), size)]
+
+    def _apply(self, losses: list[Any]) -> float:
+        import torch
+
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.optim.max_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(norm)
+
+    def sft_step(self, rows: Sequence[TokenizedSequence]) -> dict[str, float]:
+        """One pass of supervised fine-tuning over ``rows``."""
+        self.model.train()
+        losses, norms = [], []
+        batches = self._minibatches(rows)
+        for n, batch in enumerate(batches, 1):
+            loss = sft_loss(self.model, batch) / self.optim.grad_accum
+            loss.backward()
+            losses.append(loss.item() * self.optim.grad_accum)
+            if n % self.optim.grad_accum == 0 or n == len(batches):
+                norms.append(self._apply(losses))
+        self.step += 1
+        return {"sft/loss": sum(losses) / len(losses), "sft/grad_norm": sum(norms) / len(norms)}
+
+    def rl_step(self, rows: Sequence[TokenizedSequence]) -> dict[str, float]:
+        """The clipped policy-gradient update over rows carrying per-token advantages."""
+        import torch
+
+        self.model.train()
+        batches = self._minibatches(rows)
+        with torch.no_grad():  # the behaviour policy: this model before the update
+            old = [token_logprobs(self.model, b) for b in batches]
+            ref = ([token_logprobs(self.reference, b) for b in batches]
+                   if self.reference is not None else None)
+        stats: dict[str, list[float]] = {"loss": [], "kl": [], "clipfrac": [], "approx_kl": [],
+                                         "grad_norm": []}
+        for _ in range(self.loss.epochs):
+            for n, batch in enumerate(batches):
+                metrics = self._rl_loss(batch, old[n], ref[n] if ref else None)
+                (metrics.pop("_loss") / self.optim.grad_accum).backward()
+                for key, value in metrics.items():
+                    stats[key].append(value)
+                if (n + 1) % self.optim.grad_accum == 0 or n + 1 == len(batches):
+                    stats["grad_norm"].append(self._apply([]))
+        self.step += 1
+        return {f"losses/{k}": sum(v) / len(v) for k, v in stats.items() if v} | {
+            "tokens/trained": float(sum(b.tokens for b in batches))}
+
+    def _rl_loss(self, batch: TokenBatch, old: Any, ref: Any) -> dict[str, Any]:
+        import torch
+
+        logp = token_logprobs(self.model, batch)
+        surrogate, clipped = clipped_surrogate(logp, old, batch.advantages, self.loss.clip)
+        per_token = surrogate
+        kl_value = torch.zeros(())
+        if ref is not None:
+            kl_tokens = kl(logp, ref, self.loss.kl_estimator)
+            per_token = per_token + self.loss.kl_coef * kl_tokens
+            kl_value = aggregate(kl_tokens, batch.loss_mask, "token-mean")
+        loss = aggregate(per_token, batch.loss_mask, self.loss.loss_agg)
+        mask = batch.loss_mask
+        return {"_loss": loss, "loss": loss.item(), "kl": kl_value.item(),
+                "clipfrac": float(aggregate(clipped, mask, "token-mean")),
+                "approx_kl": float(aggregate(old - logp.detach(), mask, "token-mean"))}
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self, folder: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Model, tokenizer, optimiser and step in ``folder`` (resumable)."""
+        import torch
+
+        from trainers.models import quiet_transformers
+
+        quiet_transformers()  # quiets the save progress bar
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+        torch.save({"optimizer": self.optimizer.state_dict(),
+                    "reference": self.reference.state_dict() if self.reference else None},
+                   folder / "trainer_state.pt")
+        state = {"step": self.step, "optim": asdict(self.optim), "loss": asdict(self.loss),
+                 **(extra or {})}
+        (folder / "trainer_state.json").write_text(json.dumps(state, indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> tuple[Learner, dict[str, Any]]:
+        """A learner restored from :meth:`save`, and the extra state saved with it."""
+        import torch
+
+        from trainers.models import load_pretrained
+
+        folder = Path(folder)
+        model, tokenizer = load_pretrained(folder)
+        state = json.loads((folder / "trainer_state.json").read_text())
+        learner = cls(model, tokenizer, OptimConfig(**state.pop("optim")),
+                      LossConfig(**state.pop("loss")))
+        tensors = torch.load(folder / "trainer_state.pt", weights_only=False)
+        learner.optimizer.load_state_dict(tensors["optimizer"])
+        if learner.reference is not None and tensors["reference"] is not None:
+            learner.reference.load_state_dict(tensors["reference"])
+        learner.step = state.pop("step")
+        return learner, state

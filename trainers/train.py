@@ -1,0 +1,204 @@
+"""``agentgym train CONFIG.yaml``: SFT warm-up on expert episodes, then RL with per-turn credit.
+
+One update, top to bottom:
+
+    episodes   = rollout(envs, policy, tasks x group_size)          # one batched generate per turn
+    rewards    = reward_spec(episode)                               # per turn, from the channels
+    advantages = estimator(Batch(episodes, rewards))                # e.g. SALT over GRPO
+    rows       = tokenize_episode(episode, tokenizer, advantages)   # loss mask on generated tokens
+    metrics    = learner.rl_step(rows)                              # clipped policy gradient
+
+Every update appends a line of metrics to ``OUTPUT/metrics.jsonl`` and its episodes (with
+their advantages) to ``OUTPUT/episodes.jsonl``; evaluations on the held-out split go to the
+same metrics file; checkpoints go to ``OUTPUT/checkpoints/step-N`` and ``--resume`` continues
+from the latest.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from agentgym.records import Episode
+from agentgym.summary import summarize
+from trainers.config import TrainConfig, make_estimator
+
+
+def build_policy_model(config: TrainConfig, envs: list[Any]) -> tuple[Any, Any]:
+    """The model and tokenizer: a tiny one trained on the env's own text, or a local one."""
+    import agentgym
+    from trainers.models import load_pretrained, tiny_from_texts
+
+    if config.model.name != "tiny":
+        return load_pretrained(config.model.name)
+    corpus = [envs[0].system_prompt()]
+    for policy in (agentgym.ExpertPolicy(), agentgym.RandomPolicy(config.seed)):
+        for episode in agentgym.rollout(envs[0], policy, tasks=16, seed=10_000 + config.seed,
+                                        split=config.env.train_split, progress=False):
+            corpus += [episode.instruction, episode.final_observation]
+            corpus += [t.observation for t in episode.turns] + [t.action for t in episode.turns]
+            corpus += [policy_text for t in episode.turns
+                       for policy_text in (t.info.get("admissible_actions") or [])]
+    return tiny_from_texts(corpus * 4, vocab_size=config.model.vocab_size, seed=config.seed,
+                           hidden=config.model.hidden, layers=config.model.layers,
+                           heads=config.model.heads)
+
+
+def rows_for(episodes: list[Episode], advantages: list[Any] | None, tokenizer: Any,
+             max_length: int) -> list[Any]:
+    """Token rows of the episodes, advantages broadcast to their generated tokens."""
+    from trainers.tokenize import tokenize_episode
+
+    rows = []
+    for n, episode in enumerate(episodes):
+        if not episode.turns:
+            continue
+        values = list(map(float, advantages[n])) if advantages is not None else None
+        rows += tokenize_episode(episode, tokenizer, values, max_length=max_length,
+                                 truncation="drop_turns")
+    return rows
+
+
+def evaluate(envs: list[Any], model: Any, tokenizer: Any, config: TrainConfig) -> dict[str, float]:
+    """Success and return on held-out tasks."""
+    import agentgym
+    from agentgym.hf_policy import TransformersPolicy
+
+    policy = TransformersPolicy(model, tokenizer, temperature=config.eval.temperature,
+                                max_new_tokens=config.sampling.max_new_tokens,
+                                stop=config.sampling.stop, seed=config.seed)
+    episodes = agentgym.rollout(envs, policy, tasks=config.eval.tasks, seed=config.seed,
+                                split=config.env.test_split, progress=False)
+    stats = summarize(episodes)
+    return {"eval/success_rate": stats["success_rate"], "eval/mean_return": stats["mean_return"],
+            "eval/invalid_rate": stats["invalid_rate"]}
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
+    """Run a training job; return its output folder."""
+    import torch
+    from rich.console import Console
+
+    import agentgym
+    from agentgym.hf_policy import TransformersPolicy
+    from agentgym.store import EpisodeWriter
+    from rewards import from_dict
+    from trainers.learner import Learner
+
+    torch.set_num_threads(1)
+    console = Console()
+    out = Path(config.output)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    spec, estimator = from_dict(config.reward), make_estimator(config.estimator)
+    envs = [agentgym.make(config.env.id, **config.env.kwargs)
+            for _ in range(config.rl.parallel_envs)]
+    latest = _latest_checkpoint(out) if resume else None
+    if latest is not None:
+        learner, _ = Learner.load(latest)
+        console.print(f"resumed from {latest} (step {learner.step})")
+    else:
+        model, tokenizer = build_policy_model(config, envs)
+        learner = Learner(model, tokenizer, config.optim, config.loss)
+        _warm_up(learner, envs, config, console, out)
+    metrics_file = open(out / "metrics.jsonl", "a")
+
+    def log(row: dict[str, Any]) -> None:
+        metrics_file.write(json.dumps(row) + "\n")
+        metrics_file.flush()  # a killed run keeps every finished update
+
+    if latest is None:
+        log({"step": 0, **evaluate(envs, learner.model, learner.tokenizer, config)})
+    policy = TransformersPolicy(learner.model, learner.tokenizer,
+                                temperature=config.sampling.temperature,
+                                top_p=config.sampling.top_p, stop=config.sampling.stop,
+                                max_new_tokens=config.sampling.max_new_tokens, seed=config.seed)
+    writer = EpisodeWriter(out / "episodes.jsonl")
+    for update in range(learner.step + 1, config.rl.steps + 1):
+        row = _update(update, envs, policy, learner, spec, estimator, config, writer)
+        if update % config.eval.every == 0 or update == config.rl.steps:
+            row.update(evaluate(envs, learner.model, learner.tokenizer, config))
+        log(row)
+        if progress:
+            console.print(_status(row))
+        if update % config.checkpoint_every == 0 or update == config.rl.steps:
+            learner.save(out / "checkpoints" / f"step-{update}", {"update": update})
+    writer.close()
+    metrics_file.close()
+    for env in envs:
+        env.close()
+    return out
+
+
+def _warm_up(learner: Any, envs: list[Any], config: TrainConfig, console: Any, out: Path) -> None:
+    import agentgym
+
+    if not config.sft.episodes:
+        return
+    experts = agentgym.rollout(envs[0], agentgym.ExpertPolicy(), tasks=config.sft.episodes,
+                               seed=config.seed, split=config.env.train_split, progress=False)
+    rows = rows_for(experts, None, learner.tokenizer, config.rl.max_length)
+    for group in learner.optimizer.param_groups:
+        group["lr"] = config.sft.lr
+    for epoch in range(config.sft.epochs):
+        metrics = learner.sft_step(rows)
+        if epoch % 10 == 0 or epoch == config.sft.epochs - 1:
+            console.print(f"sft epoch {epoch + 1}/{config.sft.epochs}  loss "
+                          f"{metrics['sft/loss']:.3f}")
+    for group in learner.optimizer.param_groups:
+        group["lr"] = config.optim.lr
+    learner.step = 0  # RL updates count from here
+    learner.save(out / "checkpoints" / "sft", {"update": 0})
+
+
+def _update(update: int, envs: list[Any], policy: Any, learner: Any, spec: Any, estimator: Any,
+            config: TrainConfig, writer: Any) -> dict[str, Any]:
+    import agentgym
+    from trainers.batch import Batch
+
+    started = time.perf_counter()
+    episodes = agentgym.rollout(envs, policy, tasks=config.rl.tasks,
+                                group_size=config.rl.group_size,
+                                seed=config.seed + 1000 * update, split=config.env.train_split,
+                                progress=False)
+    rollout_seconds = time.perf_counter() - started
+    batch = Batch.from_episodes(episodes, rewards=spec)
+    advantages = estimator(batch)
+    for episode, values in zip(episodes, advantages):
+        for turn, value in zip(episode.turns, values):
+            turn.advantage = float(value)
+        writer.write(episode)
+    rows = rows_for(episodes, advantages, learner.tokenizer, config.rl.max_length)
+    started = time.perf_counter()
+    metrics = learner.rl_step(rows)
+    update_seconds = time.perf_counter() - started
+    stats = summarize(episodes)
+    returns = batch.returns()
+    zero_std = sum(float(returns[list(g)].std()) == 0.0 for g in batch.groups) / len(batch.groups)
+    return {"step": update, **metrics,
+            "charts/success_rate": stats["success_rate"],
+            "charts/return": float(returns.mean()),
+            "charts/turns": stats["mean_turns"], "charts/invalid_rate": stats["invalid_rate"],
+            "charts/zero_std_groups": zero_std,
+            **{f"channels/{k}": v for k, v in stats.items() if k.startswith(("turn/", "outcome/"))},
+            "perf/rollout_s": rollout_seconds, "perf/update_s": update_seconds,
+            "perf/tokens_per_s": metrics["tokens/trained"] / max(update_seconds, 1e-9)}
+
+
+def _status(row: dict[str, Any]) -> str:
+    keys = ("charts/success_rate", "charts/return", "losses/loss", "losses/kl",
+            "losses/clipfrac", "eval/success_rate")
+    return f"step {row['step']:>4}  " + "  ".join(
+        f"{k.split('/')[1]} {row[k]:.3f}" for k in keys if k in row)
+
+
+def _latest_checkpoint(out: Path) -> Path | None:
+    steps = sorted((p for p in (out / "checkpoints").glob("step-*")),
+                   key=lambda p: int(p.name.split("-")[1]))
+    if steps:
+        return steps[-1]
+    sft = out / "checkpoints" / "sft"
+    return sft if sft.exists() else None
