@@ -162,7 +162,8 @@ def _update(update: int, envs: list[Any], policy: Any, learner: Any, spec: Any, 
     started = time.perf_counter()
     episodes = agentgym.rollout(envs, policy, tasks=config.rl.tasks,
                                 group_size=config.rl.group_size,
-                                seed=config.seed + 1000 * update, split=config.env.train_split,
+                                seed=config.seed + update * config.rl.tasks,  # fresh tasks
+                                split=config.env.train_split,
                                 progress=False)
     rollout_seconds = time.perf_counter() - started
     batch = Batch.from_episodes(episodes, rewards=spec)
