@@ -222,3 +222,9 @@ def test_render_ansi_shows_the_last_action_and_observation():
         env.step(info["expert_action"])
         text = env.render()
     assert text.startswith("> take ")
+
+
+def test_admissible_commands_can_be_shown():
+    with agentgym.make("TextWorld-v0", preset="easy", show_admissible=True) as env:
+        obs, info = env.reset(seed=0)
+        assert obs.endswith("Admissible commands: " + ", ".join(info["admissible_actions"]))

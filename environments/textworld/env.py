@@ -38,6 +38,8 @@ class TextWorldEnv(AgentEnv):
         max_turns: Truncate after this many turns.
         max_invalid_actions: Truncate after this many consecutive invalid actions.
         cache_dir: Where generated games are kept (default ``$AGENTGYM_CACHE/textworld``).
+        show_admissible: Append the admissible commands to every observation (the
+            "available actions" prompt style of many ALFWorld/TextWorld agents).
         render_mode: ``None`` or ``"ansi"``.
     """
 
@@ -62,6 +64,7 @@ class TextWorldEnv(AgentEnv):
         max_turns: int | None = 50,
         max_invalid_actions: int | None = None,
         cache_dir: str | Path | None = None,
+        show_admissible: bool = False,
         render_mode: str | None = None,
     ) -> None:
         try:
@@ -78,6 +81,7 @@ class TextWorldEnv(AgentEnv):
             raise InvalidOptionError(f"num_tasks must be >= 1, got {num_tasks}.")
         self.num_tasks = num_tasks
         self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.show_admissible = show_admissible
         self._engine: Any = None
         self._engine_path: Path | None = None
         self._gs: Any = None
@@ -132,13 +136,19 @@ class TextWorldEnv(AgentEnv):
             self._engine = start_engine(path, request_infos())
             self._engine_path = path
         self._gs = self._engine.reset()
-        return clean_feedback(self._gs.feedback), task_id
+        return self._observation(), task_id
+
+    def _observation(self) -> str:
+        text = clean_feedback(self._gs.feedback)
+        if self.show_admissible and self._gs["admissible_commands"]:
+            text += "\n\nAdmissible commands: " + ", ".join(self._gs["admissible_commands"])
+        return text
 
     def _apply(self, command: Any) -> Transition:
         before = self._gs["score"]
         self._gs, _, done = self._engine.step(command)
         return Transition(
-            observation=clean_feedback(self._gs.feedback),
+            observation=self._observation(),
             channels={"progress": float(self._gs["score"] - before)},
             terminated=bool(done),
         )
