@@ -123,6 +123,13 @@ class ActionProtocol:
 
 
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+
+
+def split_thought(text: str) -> tuple[str | None, str]:
+    """``(the <think> text or None, the text with its think blocks removed)``."""
+    match = _THINK.search(text)
+    return (match.group(1).strip() if match else None), _THINK.sub("", text)
+
 _ACTION = re.compile(r"<action>(.*?)</action>", re.DOTALL)
 
 
@@ -159,8 +166,7 @@ class TagProtocol(ActionProtocol):
         )
 
     def _parse_text(self, text: str) -> ParsedAction:
-        thought_match = _THINK.search(text)
-        thought = thought_match.group(1).strip() if thought_match else None
+        thought, body = split_thought(text)
         actions = _ACTION.findall(text)
         if len(actions) > 1:
             return self.invalid(f"found {len(actions)} <action> blocks; write exactly one.")
@@ -171,7 +177,7 @@ class TagProtocol(ActionProtocol):
             return ParsedAction(ok=True, value=command, thought=thought)
         if "<action>" in text:
             return self.invalid("the <action> tag is not closed with </action>.")
-        bare = _THINK.sub("", text).strip()
+        bare = body.strip()
         if self.lenient and bare and "\n" not in bare and "<" not in bare:
             return ParsedAction(ok=True, value=" ".join(bare.split()), thought=thought)
         return self.invalid("no <action>...</action> block found.")
@@ -227,8 +233,7 @@ class ToolCallProtocol(ActionProtocol):
         )
 
     def _parse_text(self, text: str) -> ParsedAction:
-        thought_match = _THINK.search(text)
-        thought = thought_match.group(1).strip() if thought_match else None
+        thought, _ = split_thought(text)
         calls = _TOOL_CALL.findall(text)
         if len(calls) != 1:
             found = "no <tool_call> block" if not calls else f"{len(calls)} <tool_call> blocks"

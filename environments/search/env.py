@@ -10,7 +10,7 @@ from typing import Any, Literal
 from agentgym.cache import cache_root, cached_folder
 from agentgym.core import AgentEnv, Transition
 from agentgym.errors import InvalidOptionError
-from agentgym.protocols import ActionProtocol, ParsedAction, ToolCall
+from agentgym.protocols import ActionProtocol, ParsedAction, ToolCall, split_thought
 from environments.retrieval import (
     BM25Index,
     DenseIndex,
@@ -23,7 +23,6 @@ from environments.retrieval import (
 from environments.search.metrics import contains_answer, exact_match, token_f1
 from environments.search.tasks import FileTasks, GeneratedTasks, SearchTask
 
-_THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 _ACTION = re.compile(r"<(search|answer)>(.*?)</\1>", re.DOTALL)
 RETRY = ("My previous action is invalid. If I want to search, I should put the query between "
          "<search> and </search>. If I want to give the final answer, I should put the answer "
@@ -65,8 +64,7 @@ class SearchR1Protocol(ActionProtocol):
         )
 
     def _parse_text(self, text: str) -> ParsedAction:
-        thought = _THINK.search(text)
-        body = _THINK.sub("", text)
+        thought, body = split_thought(text)
         actions = _ACTION.findall(body)
         if len(actions) > 1:
             return self.invalid(f"found {len(actions)} actions; give exactly one <search> or "
@@ -80,8 +78,7 @@ class SearchR1Protocol(ActionProtocol):
         if not content:
             return self.invalid(f"the <{kind}> block is empty.")
         key = "query" if kind == "search" else "answer"
-        return ParsedAction(ok=True, value=ToolCall(kind, {key: content}),
-                            thought=thought.group(1).strip() if thought else None)
+        return ParsedAction(ok=True, value=ToolCall(kind, {key: content}), thought=thought)
 
 
 def information_block(hits: list[Hit]) -> str:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from agentgym.cache import cache_root, cached_folder
 from agentgym.core import AgentEnv, Transition
 from agentgym.errors import InvalidOptionError, TaskNotFoundError
-from agentgym.protocols import ActionProtocol, ParsedAction, ToolCall
+from agentgym.protocols import ActionProtocol, ParsedAction, ToolCall, split_thought
 from environments.retrieval import BM25Index
 from environments.webshop.catalog import Catalog, Goal, load_webshop_items
 from environments.webshop.pages import History, ShopState, buttons, click, render
@@ -48,8 +48,8 @@ class WebShopProtocol(ActionProtocol):
                 "click[buy now].")
 
     def _parse_text(self, text: str) -> ParsedAction:
-        thought = re.search(r"<think>(.*?)</think>", text, re.DOTALL)
-        body = re.sub(r"<think>.*?</think>", "", text, flags=re.DOTALL).strip()
+        thought, body = split_thought(text)
+        body = body.strip()
         match = _ACTION.match(body)
         if not match:
             if re.match(r"^(search|click)\[", body):
@@ -59,8 +59,7 @@ class WebShopProtocol(ActionProtocol):
         if not argument:
             return self.invalid(f"the {kind}[...] is empty.")
         key = "query" if kind == "search" else "button"
-        return ParsedAction(ok=True, value=ToolCall(kind, {key: argument}),
-                            thought=thought.group(1).strip() if thought else None)
+        return ParsedAction(ok=True, value=ToolCall(kind, {key: argument}), thought=thought)
 
 
 _SHARED: dict[tuple[Any, ...], tuple[Catalog, BM25Index]] = {}
