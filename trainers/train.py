@@ -162,7 +162,7 @@ def _update(update: int, envs: list[Any], policy: Any, learner: Any, spec: Any, 
     started = time.perf_counter()
     episodes = agentgym.rollout(envs, policy, tasks=config.rl.tasks,
                                 group_size=config.rl.group_size,
-                                seed=config.seed + update * config.rl.tasks,  # fresh tasks
+                                seed=_rl_task_seed(config, update),
                                 split=config.env.train_split,
                                 progress=False)
     rollout_seconds = time.perf_counter() - started
@@ -187,6 +187,15 @@ def _update(update: int, envs: list[Any], policy: Any, learner: Any, spec: Any, 
             **{f"channels/{k}": v for k, v in stats.items() if k.startswith(("turn/", "outcome/"))},
             "perf/rollout_s": rollout_seconds, "perf/update_s": update_seconds,
             "perf/tokens_per_s": metrics["tokens/trained"] / max(update_seconds, 1e-9)}
+
+
+def _rl_task_seed(config: TrainConfig, update: int) -> int:
+    """Tasks of this update: fresh ones, past the tasks the SFT warm-up fitted.
+
+    Tasks the warm-up memorised are solved every time, so their groups have no variance
+    and teach nothing.
+    """
+    return config.seed + config.sft.episodes + (update - 1) * config.rl.tasks
 
 
 def _status(row: dict[str, Any]) -> str:
