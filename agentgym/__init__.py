@@ -30,6 +30,7 @@ from agentgym.policies import (
     Policy,
     RandomPolicy,
 )
+from agentgym.pool import EnvPool, Pool, PoolResult
 from agentgym.protocols import (
     CommandToolProtocol,
     ParsedAction,
@@ -47,9 +48,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "SCHEMA_VERSION", "AgentEnv", "AgentGymError", "CommandToolProtocol", "Conversation",
-    "EnvClosed", "EnvSpec", "EnvState", "Episode", "EpisodeOver", "EpisodeWriter",
+    "EnvClosed", "EnvPool", "EnvSpec", "EnvState", "Episode", "EpisodeOver", "EpisodeWriter",
     "ExpertPolicy", "HumanPolicy", "InvalidOptionError", "MissingDependencyError",
-    "OpenAIChatPolicy", "Outcome", "ParsedAction", "Policy", "PolicyError", "RandomPolicy",
+    "OpenAIChatPolicy", "Outcome", "ParsedAction", "Policy", "PolicyError", "Pool",
+    "PoolResult", "RandomPolicy",
     "RecordError", "ResetNeeded", "TagProtocol", "TaskNotFoundError", "ToolCall",
     "ToolCallProtocol", "Transition", "Turn", "UnknownEnvError", "iter_episodes", "list_envs",
     "make", "read_episodes", "register", "rollout", "run_episode", "summarize", "summary_table",
