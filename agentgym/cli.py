@@ -248,7 +248,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     model, tokenizer = load_pretrained(args.checkpoint)
     envs = [make(args.env, **parse_env_args(args.env_arg)) for _ in range(args.parallel)]
     policy = TransformersPolicy(model, tokenizer, temperature=args.temperature,
-                                max_new_tokens=args.max_new_tokens)
+                                max_new_tokens=args.max_new_tokens, stop=args.stop)
     episodes = rollout(envs, policy, tasks=args.tasks, split=args.split, seed=args.seed,
                        out=args.out)
     Console().print(summary_table({args.checkpoint: episodes}, title=f"{args.env} ({args.split})"))
@@ -332,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--temperature", type=float, default=0.0)
     evaluate.add_argument("--max-new-tokens", type=int, default=32)
     evaluate.add_argument("--parallel", type=int, default=8)
+    evaluate.add_argument("--stop", action="append", default=[],
+                          help="a string that ends an action, e.g. </action> (repeatable)")
     evaluate.add_argument("--out", default=None)
     evaluate.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE")
     evaluate.set_defaults(fn=cmd_eval)
