@@ -27,7 +27,6 @@ def test_masked_tokens_get_exactly_zero_gradient(tiny):
     ids = [5, 9, 17, 23, 40, 41, 42, 50]
     mask = [0, 0, 0, 1, 1, 0, 0, 1]
     batch = TokenBatch.from_rows([row(ids, mask, [1.0] * 8)], pad_id=0)
-    embeddings = model.get_input_embeddings()
     logp = token_logprobs(model, batch)
     old = logp.detach()
     loss = aggregate(clipped_surrogate(logp, old, batch.advantages, 0.2)[0], batch.loss_mask,
@@ -36,7 +35,6 @@ def test_masked_tokens_get_exactly_zero_gradient(tiny):
     # positions predicting masked tokens (input tokens 1, 2, 5, 6) get no gradient at all
     assert torch.equal(grads[0, [0, 1, 4, 5]], torch.zeros(4))
     assert (grads[0, [2, 3, 6]] != 0).all()
-    del embeddings
 
 
 def test_kl_to_an_identical_reference_is_zero(tiny):

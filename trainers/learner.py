@@ -80,7 +80,7 @@ class Learner:
         size, pad = self.optim.minibatch_size, self.tokenizer.pad_token_id
         return [TokenBatch.from_rows(rows[i:i + size], pad) for i in range(0, len(rows), size)]
 
-    def _apply(self, losses: list[Any]) -> float:
+    def _apply(self) -> float:
         import torch
 
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.optim.max_grad_norm)
@@ -98,7 +98,7 @@ class Learner:
             loss.backward()
             losses.append(loss.item() * self.optim.grad_accum)
             if n % self.optim.grad_accum == 0 or n == len(batches):
-                norms.append(self._apply(losses))
+                norms.append(self._apply())
         self.step += 1
         return {"sft/loss": sum(losses) / len(losses), "sft/grad_norm": sum(norms) / len(norms)}
 
@@ -121,7 +121,7 @@ class Learner:
                 for key, value in metrics.items():
                     stats[key].append(value)
                 if (n + 1) % self.optim.grad_accum == 0 or n + 1 == len(batches):
-                    stats["grad_norm"].append(self._apply([]))
+                    stats["grad_norm"].append(self._apply())
         self.step += 1
         return {f"losses/{k}": sum(v) / len(v) for k, v in stats.items() if v} | {
             "tokens/trained": float(sum(b.tokens for b in batches))}

@@ -40,8 +40,8 @@ def build_policy_model(config: TrainConfig, envs: list[Any]) -> tuple[Any, Any]:
                                         split=config.env.train_split, progress=False):
             corpus += [episode.instruction, episode.final_observation]
             corpus += [t.observation for t in episode.turns] + [t.action for t in episode.turns]
-            corpus += [policy_text for t in episode.turns
-                       for policy_text in (t.info.get("admissible_actions") or [])]
+            corpus += [command for t in episode.turns
+                       for command in (t.info.get("admissible_actions") or [])]
     return tiny_from_texts(corpus * 4, vocab_size=config.model.vocab_size, seed=config.seed,
                            hidden=config.model.hidden, layers=config.model.layers,
                            heads=config.model.heads)

@@ -253,11 +253,11 @@ class SearchEnv(AgentEnv):
         assert self.task is not None
         for doc_id in self.task.supporting:
             if doc_id not in self.retrieved:
-                title = self.retriever_title(doc_id)
+                title = self._passage_title(doc_id)
                 return ToolCall("search", {"query": title})
         return ToolCall("answer", {"answer": self.task.answers[0]})
 
-    def retriever_title(self, doc_id: int) -> str:
+    def _passage_title(self, doc_id: int) -> str:
         """The title of a generated passage (the expert's query for that hop)."""
         assert isinstance(self.tasks, GeneratedTasks)
         return self.tasks.kb.entities[doc_id].name
