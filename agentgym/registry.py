@@ -44,6 +44,12 @@ BUILTIN = [
         "TextWorld engine.",
     ),
     EnvSpec(
+        "ALFWorld-v0",
+        "environments.alfworld:ALFWorldEnv",
+        "ALFWorld households (six task types) on alfworld's own PDDL engine, tasks generated "
+        "offline; official data when ALFWORLD_DATA points to it.",
+    ),
+    EnvSpec(
         "Search-v0",
         "environments.search:SearchEnv",
         "Search-R1-style retrieval QA over a generated fictional encyclopedia (BM25, offline).",
