@@ -231,3 +231,33 @@ def test_engine_speaks_the_dialect_it_was_given():
     legacy.load(game)
     legacy.reset()
     assert json.dumps(legacy.game).count("in/on") >= 2
+
+
+def test_already_won_and_unsolvable_games_are_rejected():
+    import re
+
+    from alfworld.gen import goal_library
+
+    from environments.alfworld.expert import World
+    from environments.alfworld.games import prove
+    from environments.alfworld.tasks import Goal
+
+    env, task_id = first_task("pick_and_place_simple")
+    with env:
+        env.reset(options={"task_id": task_id})
+        game, goal = env.unwrapped._ref.game(), env.unwrapped._ref.goal
+        world = World.from_facts(env.unwrapped._state["_facts"])
+    assert prove(game, goal) == game["walkthrough"]
+    # a goal that already holds at reset: an object sitting where it is asked to go
+    obj, recep = sorted(world.inside.items())[0]
+    otype, rtype = world.otype[obj].removesuffix("type"), world.rtype[recep].removesuffix("type")
+    won_goal = goal_library.gdict["pick_and_place_simple"]["pddl"].format(
+        obj=otype, recep=rtype, toggle="").replace("#", "-")
+    problem = game["pddl_problem"].split("(:goal")[0] + won_goal.strip()
+    assert prove(dict(game, pddl_problem=problem), Goal("pick_and_place_simple", otype, rtype)) \
+        is None
+    # when the destination cannot hold the target, the expert never wins
+    pair = rf"\(canContain {goal.recep}Type {goal.obj}Type\)"
+    unsolvable = re.sub(pair, "", game["pddl_problem"])
+    assert unsolvable != game["pddl_problem"]
+    assert prove(dict(game, pddl_problem=unsolvable), goal) is None
