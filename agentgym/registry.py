@@ -50,6 +50,12 @@ BUILTIN = [
         "offline; official data when ALFWORLD_DATA points to it.",
     ),
     EnvSpec(
+        "SWE-v0",
+        "environments.swe:SWEEnv",
+        "Fix bugs injected into real Python projects with bash/view/str_replace/create tools, in "
+        "docker or bubblewrap sandboxes, judged by the project's tests.",
+    ),
+    EnvSpec(
         "Search-v0",
         "environments.search:SearchEnv",
         "Search-R1-style retrieval QA over a generated fictional encyclopedia (BM25, offline).",

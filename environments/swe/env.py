@@ -1,0 +1,217 @@
+"""``SWE-v0``: fix a bug in a real Python project with tools, in a sandbox, judged by its tests."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shlex
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar
+
+from agentgym.core import AgentEnv, Transition
+from agentgym.errors import InvalidOptionError, TaskNotFoundError
+from agentgym.protocols import ToolCall, ToolCallProtocol
+from environments.swe import workspace
+from environments.swe.sandbox import Limits, make_sandbox
+from environments.swe.tasks import (
+    EMBEDDED,
+    TEST_COMMAND,
+    SWETask,
+    ensure_task_set,
+    sandbox_runner,
+    test_results,
+    workspace_for,
+)
+from environments.swe.tools import FILE_TOOL, TOOLS, expert_calls, file_tool_stdin
+from rewards.patch import patch_similarity
+
+DEFAULT_REWARD: dict[str, Any] = {
+    "type": "gated", "high": "resolved", "threshold": 1.0,
+    "immediate": {"type": "weighted", "weights": {"format": 0.1, "tool_valid": 0.1}},
+}
+"""G-RA: the turn rewards count only when the episode resolves the issue."""
+
+
+class SWEEnv(AgentEnv):
+    """Software-engineering tasks: a buggy repository, tools, and the project's own tests.
+
+    Tasks are synthesized from Python projects by AST mutation (the small libraries shipped
+    with agentgym by default, or ``sources=["path/to/project", "pypi:NAME==VERSION"]``) and
+    cached. Even-numbered tasks form ``train``, odd-numbered ``test``.
+
+    Channels: turn ``tool_valid`` (the tool call ran without an error) and ``format``; outcome
+    ``resolved`` (all FAIL_TO_PASS pass and all PASS_TO_PASS still pass), ``tests`` (share of
+    FAIL_TO_PASS passing, 0 if a PASS_TO_PASS test broke), ``submitted``, ``modified`` (the
+    repository differs from its start) and ``patch_similarity`` (SWE-RL's difflib ratio to the
+    gold patch). ``DEFAULT_REWARD`` is the gated-reward paper's G-RA spec. The scalar reward is
+    ``resolved``.
+
+    Args:
+        sources: Projects to synthesize tasks from (default: every embedded library).
+        tasks_per_source: Tasks synthesized per project.
+        sandbox: ``"auto"`` (docker if an engine answers, else bwrap), ``"docker"``,
+            ``"bwrap"`` or ``"local"``.
+        allow_unsandboxed: Required for ``sandbox="local"`` (no isolation).
+        limits: Per-command limits (memory, processes, time, output).
+        split: ``"train"`` or ``"test"``.
+        leak_test_names: Name the failing tests in the problem statement.
+        seed: Which mutations are drawn.
+        max_turns: The turn budget; when it runs out the tests run as if submitted.
+        test_timeout: Seconds the test run at submission may take.
+        render_mode: ``None`` or ``"ansi"``.
+    """
+
+    env_id = "SWE-v0"
+    description = (
+        "You are a software engineer fixing a bug in a Python repository, which is your "
+        "working directory. Investigate with the tools (bash, view), fix the code with "
+        "str_replace or create, and call submit when you are done; the project's tests then "
+        "decide whether the issue is resolved."
+    )
+    turn_channels = ("tool_valid", "format")
+    outcome_channels = ("resolved", "tests", "submitted", "modified", "patch_similarity")
+    reset_options: ClassVar[frozenset[str]] = frozenset({"task_id", "split"})
+
+    def __init__(
+        self,
+        *,
+        sources: list[str] | None = None,
+        tasks_per_source: int = 8,
+        sandbox: str = "auto",
+        allow_unsandboxed: bool = False,
+        limits: Limits | None = None,
+        split: str = "train",
+        leak_test_names: bool = False,
+        seed: int = 0,
+        max_turns: int | None = 30,
+        test_timeout: float = 120.0,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__(protocol=ToolCallProtocol(TOOLS), max_turns=max_turns,
+                         render_mode=render_mode)
+        if tasks_per_source < 1:
+            raise InvalidOptionError(f"tasks_per_source must be >= 1, got {tasks_per_source}.")
+        self.split = self.check_split(split)
+        self.sandbox = make_sandbox(sandbox, allow_unsandboxed=allow_unsandboxed, limits=limits)
+        self.test_timeout = test_timeout
+        kind, allow = self.sandbox.kind, allow_unsandboxed
+        self.tasks = ensure_task_set(
+            list(sources or EMBEDDED), tasks_per_source,
+            lambda: sandbox_runner(make_sandbox(kind, allow_unsandboxed=allow, limits=limits,
+                                                quiet=True), timeout=test_timeout),
+            seed=seed, leak_test_names=leak_test_names)
+        self._root = Path(tempfile.mkdtemp(prefix="agentgym-swe-"))
+        self._root.chmod(0o711)  # the sandbox user must reach its workspace inside
+        self._workspace = self._root / "workspace"
+        self._task: SWETask | None = None
+        self._outcome_cache: dict[str, float] | None = None
+        self._submitted = False
+
+    # ------------------------------------------------------------------ tasks
+    def split_tasks(self, split: str) -> list[SWETask]:
+        """The tasks of a split (even positions train, odd test)."""
+        return self.tasks[self.splits.index(self.check_split(split))::2]
+
+    def task_ids(self, split: str | None = None, count: int = 10) -> list[str]:
+        """The first ``count`` task ids of a split."""
+        return [t.instance_id for t in self.split_tasks(split or self.split)[:count]]
+
+    def _pick(self, options: dict[str, Any]) -> SWETask:
+        if "task_id" in options:
+            for task in self.tasks:
+                if task.instance_id == options["task_id"]:
+                    return task
+            raise TaskNotFoundError(f"No SWE task {options['task_id']!r}; ids look like "
+                                    f"{self.tasks[0].instance_id!r}.")
+        tasks = self.split_tasks(options.get("split", self.split))
+        return tasks[self.task_index(len(tasks))]
+
+    # ------------------------------------------------------------------ hooks
+    def _load_task(self, options: dict[str, Any]) -> tuple[str, str]:
+        self._task = self._pick(options)
+        self._outcome_cache, self._submitted = None, False
+        workspace_for(self._task, self._workspace, self.sandbox.owner())
+        self.sandbox.start(self._workspace)
+        observation = (f"{self._task.problem_statement}\n\nThe repository is your working "
+                       "directory (/workspace). Its tests run with `python3 -m pytest`.")
+        return observation, self._task.instance_id
+
+    def _apply(self, call: Any) -> Transition:
+        assert isinstance(call, ToolCall)
+        if call.name == "submit":
+            self._submitted = True
+            outcome = self._outcome()
+            verdict = "resolved" if outcome["resolved"] else "not resolved"
+            return Transition(observation=f"Submitted; the tests ran: {verdict} "
+                                          f"({outcome['tests']:.0%} of the failing tests pass).",
+                              channels={"tool_valid": 1.0}, terminated=True)
+        if call.name == "bash":
+            result = self.sandbox.run(str(call.arguments["command"]))
+            ok = not (result.timed_out or result.output_stopped)
+        else:
+            result = self.sandbox.run(f"python3 -c {shlex.quote(FILE_TOOL)}",
+                                      stdin=file_tool_stdin(call))
+            ok = result.exit_code == 0
+        observation = result.describe() if call.name == "bash" or not ok else result.output
+        return Transition(observation=observation, channels={"tool_valid": float(ok)})
+
+    def _instruction(self) -> str:
+        assert self._task is not None
+        return self._task.problem_statement
+
+    def _diff(self) -> str:
+        assert self._task is not None
+        return workspace.diff(self._task.repo_dir, self._workspace)
+
+    def _state_key(self) -> str:
+        return hashlib.sha1(self._diff().encode()).hexdigest()[:16]
+
+    def _outcome(self) -> dict[str, float]:
+        if self._outcome_cache is None:
+            self._outcome_cache = self._grade()
+        return self._outcome_cache
+
+    def _grade(self) -> dict[str, float]:
+        """Run the project's tests on the agent's code with the original test files."""
+        task = self._task
+        assert task is not None
+        patch = self._diff()
+        workspace.relink(task.repo_dir, self._workspace, task.test_files)
+        output = self.sandbox.run(TEST_COMMAND, timeout=self.test_timeout).output
+        results = test_results(output)
+        fixed = sum(results.get(t, False) for t in task.fail_to_pass) / len(task.fail_to_pass)
+        kept = all(results.get(t, False) for t in task.pass_to_pass)
+        return {"resolved": float(fixed == 1.0 and kept), "tests": fixed if kept else 0.0,
+                "submitted": float(self._submitted), "modified": float(bool(patch)),
+                "patch_similarity": patch_similarity(split_patch(patch), split_patch(task.patch))}
+
+    def _final_reward(self, outcome: dict[str, float]) -> float:
+        return outcome["resolved"]
+
+    def _expert(self) -> ToolCall | None:
+        task = self._task
+        assert task is not None
+        fix, submit = expert_calls(task.gold_edit)
+        current = workspace.read_text(self._workspace / task.gold_edit["path"], self._workspace)
+        return fix if current is not None and task.gold_edit["old"] in current else submit
+
+    def _reference(self) -> dict[str, Any] | None:
+        return {"patch": self._task.patch, "fail_to_pass": self._task.fail_to_pass} \
+            if self._task else None
+
+    def _release(self) -> None:
+        self.sandbox.close()
+        shutil.rmtree(self._root, ignore_errors=True)
+
+
+def split_patch(diff: str) -> dict[str, str]:
+    """A unified diff as ``{path: its hunks}`` (the form SWE-RL's similarity compares)."""
+    files: dict[str, str] = {}
+    for block in re.split(r"^(?=--- )", diff, flags=re.M):
+        match = re.match(r"--- (\S+)\n\+\+\+ (\S+)\n", block)
+        if match:
+            path = match[2] if match[2] != "/dev/null" else match[1]
+            files[path.split("/", 1)[-1]] = block[match.end():]
+    return files

@@ -1,0 +1,71 @@
+"""The docker sandbox's base image, built offline: no registry is reachable here.
+
+``debootstrap --variant=minbase`` assembles a Debian root filesystem (with Python 3 and
+pytest) from the host's own apt mirror, and ``docker import`` turns it into an image. It is
+built once per docker engine (about a minute) and found again by its tag afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+from agentgym.errors import MissingDependencyError
+
+PACKAGES = ("python3", "python3-pytest")
+_DEFAULT_MIRROR = "http://deb.debian.org/debian"
+
+
+def base_image_tag() -> str:
+    """``agentgym-swe-base:<hash of the recipe>``."""
+    recipe = f"{_suite()} {_mirror()} {' '.join(PACKAGES)} minbase"
+    return "agentgym-swe-base:" + hashlib.sha1(recipe.encode()).hexdigest()[:10]
+
+
+def ensure_base_image() -> str:
+    """The base image's tag, building it first if this engine does not have it."""
+    from environments.swe.sandbox import docker
+
+    tag = base_image_tag()
+    inspected = subprocess.run(["docker", "image", "inspect", tag], capture_output=True)
+    if inspected.returncode == 0:
+        return tag
+    if shutil.which("debootstrap") is None or os.geteuid() != 0:
+        raise MissingDependencyError(
+            "the SWE base image", "debootstrap run as root (apt install debootstrap), or pass "
+            "image= to the docker sandbox with an image that has bash, python3 and pytest")
+    from rich.console import Console
+
+    with tempfile.TemporaryDirectory(prefix="agentgym-rootfs-") as tmp, \
+            Console(stderr=True).status(f"Building the SWE base image {tag} (debootstrap, "
+                                        "about a minute, once per docker engine)"):
+        rootfs = Path(tmp) / "rootfs"
+        subprocess.run(["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}",
+                        _suite(), str(rootfs), _mirror()], check=True, capture_output=True)
+        archive = Path(tmp) / "rootfs.tar"
+        with tarfile.open(archive, "w") as tar:
+            tar.add(rootfs, arcname=".")
+        docker("import", str(archive), tag, timeout=600)
+    return tag
+
+
+def _suite() -> str:
+    text = Path("/etc/os-release").read_text() if Path("/etc/os-release").exists() else ""
+    match = re.search(r"^VERSION_CODENAME=(\w+)", text, re.M)
+    return match[1] if match else "bookworm"
+
+
+def _mirror() -> str:
+    """The host's Debian mirror (it is the one apt can reach), else deb.debian.org."""
+    for source in (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")):
+        if source.exists():
+            match = re.search(r"(?:URIs:|deb)\s+(https?://\S+/debian)\b", source.read_text())
+            if match:
+                return match[1]
+    return _DEFAULT_MIRROR
