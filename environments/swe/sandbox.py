@@ -13,8 +13,10 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import os
+import re
 import resource
 import select
+import shlex
 import shutil
 import signal
 import subprocess
@@ -24,6 +26,7 @@ import uuid
 import warnings
 import weakref
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -106,9 +109,9 @@ class Sandbox(ABC):
         process = subprocess.Popen(
             self._argv(script, timeout), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, cwd=self.workspace, env=self._env(),
-            preexec_fn=self._preexec, start_new_session=True,
+            preexec_fn=self._preexec, start_new_session=True, **self._popen_kwargs(),
         )
-        result = collect(process, self.limits, timeout, stdin)
+        result = collect(process, self.limits, timeout, stdin, kill=self._kill)
         if result.exit_code in (-9, 137) and time.monotonic() - started >= timeout:
             result = dataclasses.replace(result, timed_out=True)  # killed by its own timer
         if result.timed_out or result.output_stopped:
@@ -130,10 +133,17 @@ class Sandbox(ABC):
     def _env(self) -> dict[str, str]:
         return dict(_SAFE_ENV)
 
+    def _popen_kwargs(self) -> dict:
+        return {}
+
     def _preexec(self) -> None:
         limits = self.limits
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb << 20,) * 2)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    def _kill(self, process: subprocess.Popen) -> None:
+        """Stop a command that ran too long or printed too much."""
+        _kill_group(process)
 
     def _after_kill(self) -> None:  # noqa: B027 - a hook; process-group sandboxes need none
         """Clean up after a command was killed."""
@@ -199,7 +209,7 @@ class BwrapSandbox(Sandbox):
                 system += ["--ro-bind", str(path), str(path)]
         for etc in ("/etc/alternatives", "/etc/ld.so.cache", "/etc/localtime"):
             system += ["--ro-bind-try", etc, etc]
-        return [*_drop_privileges_argv(), "bwrap", *system,
+        return [*_drop_privileges_argv(), "bwrap", *self._info_args(), *system,
                 "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
                 "--bind", str(self.workspace), WORKDIR, "--chdir", WORKDIR,
                 "--unshare-all", "--die-with-parent", "--new-session", "--hostname", "sandbox",
@@ -208,6 +218,38 @@ class BwrapSandbox(Sandbox):
     def _preexec(self) -> None:
         super()._preexec()
         _process_limits(self.limits)
+
+    def run(self, script: str, timeout: float | None = None, stdin: bytes = b"") -> RunResult:
+        """Run ``bash -c script``; bwrap reports its namespace's first pid on a pipe."""
+        self._info_read, self._info_write = os.pipe()
+        try:
+            return super().run(script, timeout, stdin)
+        finally:
+            os.close(self._info_read)
+            if self._info_write >= 0:
+                os.close(self._info_write)
+
+    def _popen_kwargs(self) -> dict:
+        return {"pass_fds": (self._info_write,)}
+
+    def _info_args(self) -> list[str]:
+        return ["--info-fd", str(self._info_write)]
+
+    def _kill(self, process: subprocess.Popen) -> None:
+        # kill the namespace's pid 1 (and with it every process inside), so that bwrap
+        # itself exits and is reaped normally instead of leaving orphaned zombies
+        os.close(self._info_write)
+        self._info_write = -1
+        info = os.read(self._info_read, 4096).decode() if select.select(
+            [self._info_read], [], [], 0)[0] else ""
+        match = re.search(r'"child-pid"\s*:\s*(\d+)', info)
+        if match:
+            try:
+                os.kill(int(match[1]), signal.SIGKILL)
+                return
+            except ProcessLookupError:
+                pass
+        _kill_group(process)
 
 
 class DockerSandbox(Sandbox):
@@ -245,12 +287,17 @@ class DockerSandbox(Sandbox):
                f"fsize={limits.file_mb << 20}", "--label", "agentgym.swe=1",
                "--label", f"agentgym.owner={os.getpid()}", "-e", "HOME=" + WORKDIR,
                "-v", f"{workspace}:{WORKDIR}", "-w", WORKDIR, self.image,
-               "sleep", "infinity")
+               "bash", "-c", _KEEPER)
 
     def _argv(self, script: str, timeout: float) -> list[str]:
         assert self.container is not None
-        return ["docker", "exec", "-i", self.container, "timeout", "-s", "KILL",
-                f"{timeout:.0f}", "bash", "-c", script]
+        # nothing a command starts outlives it (as in bwrap, whose namespace dies with it):
+        # kill(-1) reaches every process of the sandbox user but pid 1 and the caller
+        # (repeated until none is left: a fork bomb forks while it is being killed)
+        wrapper = (f"timeout -s KILL {timeout:.0f} bash -c {shlex.quote(script)}; code=$?; "
+                   "for ((i = 0; i < 200; i++)); do kill -9 -1 2>/dev/null || break; done; "
+                   "exit $code")
+        return ["docker", "exec", "-i", self.container, "bash", "-c", wrapper]
 
     def _env(self) -> dict[str, str]:
         return dict(os.environ)  # the docker client needs DOCKER_HOST and friends
@@ -259,9 +306,11 @@ class DockerSandbox(Sandbox):
         pass  # the limits live in the container
 
     def _after_kill(self) -> None:
-        # killing the docker client leaves the command running in the container
+        # killing the docker client leaves the command (a fork bomb, say) running in the
+        # container, where no new process may start; a restart kills everything, keeps the
+        # workspace, and clears /tmp
         if self.container:
-            docker("exec", self.container, "bash", "-c", "kill -9 -1", check=False)
+            docker("restart", "--time", "0", self.container, check=False)
 
     def close(self) -> None:
         """Remove the container."""
@@ -272,6 +321,11 @@ class DockerSandbox(Sandbox):
         if self.container:
             docker("rm", "-f", self.container, check=False)
             self.container = None
+
+
+# pid 1 of a container: bash reaps the orphans commands leave (their zombies would hold pids)
+# and, being pid 1, survives the kill(-1) that ends each command's leftovers
+_KEEPER = "while :; do sleep 3600 & wait $!; done"
 
 
 def docker(*args: str, check: bool = True, timeout: float = 120) -> str:
@@ -330,8 +384,8 @@ def make_sandbox(kind: str = "auto", *, allow_unsandboxed: bool = False,
     return DockerSandbox(limits) if kind == "docker" else BwrapSandbox(limits)
 
 
-def collect(process: subprocess.Popen, limits: Limits, timeout: float,
-            stdin: bytes = b"") -> RunResult:
+def collect(process: subprocess.Popen, limits: Limits, timeout: float, stdin: bytes = b"",
+            kill: Callable[[subprocess.Popen], None] | None = None) -> RunResult:
     """Read a command's output until it exits, keeping the head and the tail.
 
     Stops (kills the process group) at the time limit or when the output passes
@@ -365,7 +419,7 @@ def collect(process: subprocess.Popen, limits: Limits, timeout: float,
             stopped = True
             break
     if timed_out or stopped:
-        _kill_group(process)
+        (kill or _kill_group)(process)
     code = process.wait()
     process.stdout.close()
     return RunResult(_join(bytes(head), bytes(tail[-keep:]), total), code, timed_out, stopped,

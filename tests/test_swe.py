@@ -1,0 +1,248 @@
+"""SWE-v0 on real sandboxes: docker (an engine started by ./run), bubblewrap, local."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+import agentgym
+from agentgym.errors import InvalidOptionError
+from agentgym.protocols import ToolCall
+from environments.swe.sandbox import (
+    SANDBOX_UID,
+    Limits,
+    bwrap_available,
+    docker_available,
+    make_sandbox,
+)
+from environments.swe.tasks import load_instances
+
+ISOLATED = ("docker", "bwrap")
+LIMITS = Limits(timeout_s=5, memory_mb=512, pids=64, output_bytes=2_000_000)
+
+
+def test_the_sandboxes_this_suite_needs_are_here():
+    # ./run installs docker.io and bubblewrap and starts dockerd; a missing one is a failure
+    assert docker_available(), "no docker engine answers (DOCKER_HOST?)"
+    assert bwrap_available()
+
+
+def make(sandbox: str, **kwargs):
+    return agentgym.make("SWE-v0", sandbox=sandbox, tasks_per_source=2,
+                         allow_unsandboxed=sandbox == "local", **kwargs)
+
+
+def call(name: str, **arguments) -> str:
+    return ToolCall(name, arguments).to_text()
+
+
+def bash(env, command: str):
+    return env.step(call("bash", command=command))
+
+
+@pytest.mark.parametrize("sandbox", ["docker", "bwrap", "local"])
+def test_expert_resolves_every_task_and_submitting_at_once_resolves_none(sandbox):
+    with make(sandbox) as env:
+        ids = env.task_ids("train") + env.task_ids("test")
+        assert len(ids) == 6 and len(set(ids)) == 6
+        for task_id in ids:
+            obs, info = env.reset(options={"task_id": task_id})
+            assert "bug" in obs and info["tools"]
+            while True:
+                obs, reward, terminated, truncated, info = env.step(info["expert_action"])
+                if terminated or truncated:
+                    break
+            assert info["outcome_channels"]["resolved"] == 1.0 and reward == 1.0, task_id
+            assert info["outcome_channels"]["patch_similarity"] == 1.0
+            env.reset(options={"task_id": task_id})
+            *_, info = env.step(call("submit"))
+            assert info["outcome_channels"] == {"resolved": 0.0, "tests": 0.0, "submitted": 1.0,
+                                                "modified": 0.0, "patch_similarity": 0.0}
+
+
+@pytest.fixture
+def secret():
+    path = Path.home() / f"agentgym-secret-{uuid.uuid4().hex}"
+    path.write_text("TOP-SECRET-" + uuid.uuid4().hex)
+    path.chmod(0o600)
+    yield path
+    path.unlink()
+
+
+def sandbox_processes(grace: float = 5.0) -> list[str]:
+    """Processes of the sandbox user still alive after ``grace`` seconds (killed processes
+    whose parent died are reaped by the host's init a moment later)."""
+    deadline = time.monotonic() + grace
+    while True:
+        found = subprocess.run(["pgrep", "-u", str(SANDBOX_UID), "-a"], capture_output=True,
+                               text=True).stdout
+        alive = [line for line in found.splitlines() if line.strip()]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.2)
+
+
+def containers() -> list[str]:
+    return subprocess.run(["docker", "ps", "-aq", "--filter", "label=agentgym.swe"],
+                          capture_output=True, text=True).stdout.split()
+
+
+@pytest.mark.parametrize("sandbox", ISOLATED)
+def test_containment(sandbox, secret):
+    marker = f"agentgym-escape-{uuid.uuid4().hex}"
+    with make(sandbox, limits=LIMITS) as env:
+        env.reset(seed=0)
+        repo = env.unwrapped._task.repo_dir
+        frozen = {p: p.read_bytes() for p in repo.rglob("*.py")}
+
+        # writing outside the workspace
+        obs, _, _, _, info = bash(env, f"echo x > /usr/{marker}; echo x > /{marker}; "
+                                       f"echo x > /etc/{marker}; echo x > {repo}/{marker}")
+        assert not Path(f"/usr/{marker}").exists() and not Path(f"/{marker}").exists()
+        assert not Path(f"/etc/{marker}").exists() and not (repo / marker).exists()
+
+        # reading a secret in the host user's home
+        obs, *_ = bash(env, f"cat {secret}; ls {secret.parent}")
+        assert secret.read_text() not in obs
+
+        # writing through a workspace file into the frozen repository
+        first = sorted(frozen)[0].relative_to(repo)
+        obs, *_ = bash(env, f"echo CORRUPT >> {first}")
+        assert "Permission denied" in obs or "Read-only" in obs
+
+        # a fork bomb: stopped by the process limit and the timer
+        obs, _, terminated, _, info = bash(env, ":(){ :|:& };:")
+        assert not terminated and "[exit code" in obs
+
+        # a memory bomb
+        obs, *_ = bash(env, "python3 -c 'x = b\"a\" * (3 * 1024 ** 3); print(len(x))'")
+        assert "3221225472" not in obs and "[exit code 0]" not in obs
+
+        # an infinite loop
+        obs, _, _, _, info = bash(env, "while true; do :; done")
+        assert "time limit" in obs and info["reward_channels"]["tool_valid"] == 0.0
+
+        # the network
+        obs, *_ = bash(env, "python3 -c \"import socket; socket.create_connection(("
+                            "'1.1.1.1', 80), timeout=3); print('CONNECTED')\"")
+        assert "CONNECTED" not in obs and "[exit code 0]" not in obs
+
+        # 100 MB of output: stopped, and the observation stays small
+        obs, *_ = bash(env, "head -c 100000000 /dev/zero | tr '\\0' a")
+        assert "stopped after" in obs and len(obs) < 3 * LIMITS.keep_bytes
+
+        # rm -rf /: the workspace may go, nothing else does
+        obs, _, terminated, truncated, info = bash(env, "rm -rf --no-preserve-root / 2>&1 | "
+                                                         "tail -2; echo done")
+        assert not (terminated or truncated) and ("done" in obs or "time limit" in obs)
+        assert Path("/usr/bin/python3").exists() and secret.exists()
+        assert {p: p.read_bytes() for p in repo.rglob("*.py")} == frozen
+
+        # the episode goes on, and grading still works
+        *_, info = env.step(call("submit"))
+        assert info["outcome_channels"]["resolved"] == 0.0
+    assert sandbox_processes() == []
+    assert containers() == []
+
+
+@pytest.mark.parametrize("sandbox", ISOLATED)
+def test_hundred_episodes_leave_nothing_behind(sandbox):
+    with make(sandbox) as env:
+        for episode in range(100):
+            env.reset(seed=episode)
+            obs, *_ = bash(env, "sleep 30 > /dev/null 2>&1 & echo started")
+            assert "started" in obs
+    assert sandbox_processes() == []
+    assert containers() == []
+
+
+def test_tool_errors_are_observations_and_edits_break_links():
+    with make("bwrap") as env:
+        _, info = env.reset(seed=0)
+        task = env.unwrapped._task
+        path = task.gold_edit["path"]
+        obs, _, _, _, info = env.step(call("str_replace", path=path, old="", new="x"))
+        assert "must occur exactly once" in obs and info["reward_channels"]["tool_valid"] == 0.0
+        obs, *_ = env.step(call("view", path="../../etc/passwd"))
+        assert "outside the repository" in obs
+        obs, *_ = env.step(call("view", path="no/such.py"))
+        assert "no file" in obs
+        obs, _, _, _, info = env.step('<tool_call>{"name": "bash"}</tool_call>')
+        assert "needs the argument(s) command" in obs
+        assert info["reward_channels"]["format"] == 0.0
+        obs, *_ = env.step(call("view", path=path, start=1, end=3))
+        assert obs.splitlines()[0].strip().startswith("1")
+        start_key = info["state_key"]
+        edit = dict(task.gold_edit)
+        _, _, _, _, by_tool = env.step(call("str_replace", path=path, old=edit["old"],
+                                            new=edit["new"]))
+        assert by_tool["state_key"] != start_key
+        assert (task.repo_dir / path).read_text().count(edit["old"]) == 1  # repo untouched
+        env.reset(seed=0)
+        fixed = (env.unwrapped._workspace / path).read_text().replace(edit["old"], edit["new"])
+        _, _, _, _, by_create = env.step(call("create", path=path, content=fixed))
+        assert by_create["state_key"] == by_tool["state_key"]  # same code, same key
+
+
+def test_edited_tests_are_put_back_before_grading():
+    with make("bwrap") as env:
+        env.reset(seed=0)
+        task = env.unwrapped._task
+        for test_file in task.test_files:
+            env.step(call("create", path=test_file, content="def test_ok():\n    pass\n"))
+        *_, info = env.step(call("submit"))
+        assert info["outcome_channels"]["resolved"] == 0.0
+        assert info["outcome_channels"]["modified"] == 1.0
+
+
+def test_synthesized_tasks_are_consistent():
+    with make("bwrap") as env:
+        for task in env.unwrapped.tasks:
+            assert task.fail_to_pass and task.pass_to_pass
+            assert not set(task.fail_to_pass) & set(task.pass_to_pass)
+            assert not any(t.split("::")[-1] in task.problem_statement
+                           for t in task.fail_to_pass)
+            assert task.patch.startswith(f"--- a/{task.gold_edit['path']}")
+            buggy = (task.repo_dir / task.gold_edit["path"]).read_text()
+            assert buggy.count(task.gold_edit["old"]) == 1
+    with make("bwrap", leak_test_names=True) as leaky:
+        task = leaky.unwrapped.tasks[0]
+        assert task.fail_to_pass[0] in task.problem_statement
+
+
+def test_choosing_a_sandbox():
+    with pytest.warns(UserWarning, match="using docker"):
+        assert make_sandbox("auto").kind == "docker"
+    with pytest.raises(InvalidOptionError, match="allow_unsandboxed=True"):
+        make_sandbox("local")
+    with pytest.raises(InvalidOptionError, match="Sandboxes: auto, docker, bwrap, local"):
+        make_sandbox("vm")
+    env = dict(os.environ, PATH="/nonexistent")
+    script = ("from environments.swe.sandbox import make_sandbox\n"
+              "try:\n    make_sandbox('auto')\nexcept Exception as e:\n    print(e)")
+    out = subprocess.run([os.sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, cwd=Path(__file__).parent.parent).stdout
+    assert "docker" in out and "bubblewrap" in out and "allow_unsandboxed" in out
+
+
+def test_swe_bench_records_load(tmp_path):
+    record = {"instance_id": "octo__lib-1", "repo": "octo/lib", "base_commit": "abc",
+              "problem_statement": "It breaks.", "patch": "--- a/x.py\n+++ b/x.py\n",
+              "test_patch": "--- a/tests/test_x.py\n+++ b/tests/test_x.py\n",
+              "FAIL_TO_PASS": json.dumps(["tests/test_x.py::test_a"]), "PASS_TO_PASS": "[]"}
+    path = tmp_path / "instances.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    (task,) = load_instances(path)
+    assert task.image == "sweb.eval.x86_64.octo__lib-1"
+    assert task.fail_to_pass == ["tests/test_x.py::test_a"]
+    assert task.test_files == ["tests/test_x.py"]
+    del record["patch"]
+    path.write_text(json.dumps(record))
+    with pytest.raises(InvalidOptionError, match="lacks patch"):
+        load_instances(path)
