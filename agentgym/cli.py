@@ -256,11 +256,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    """Write PNG curves of a training run."""
-    from trainers.plots import plot_run
+    """Write PNG curves of training runs, and a comparison when there are several."""
+    from trainers.plots import plot_comparison, plot_run
 
-    for path in plot_run(args.run):
-        print(path)
+    for run in args.runs:
+        for path in plot_run(run):
+            print(path)
+    if len(args.runs) > 1:
+        print(plot_comparison(args.runs, args.compare, args.metric))
     return 0
 
 
@@ -338,8 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE")
     evaluate.set_defaults(fn=cmd_eval)
 
-    plot = sub.add_parser("plot", help="PNG curves of a training run")
-    plot.add_argument("run")
+    plot = sub.add_parser("plot", help="PNG curves of training runs (and their comparison)")
+    plot.add_argument("runs", nargs="+", metavar="RUN")
+    plot.add_argument("--compare", default="compare.png",
+                      help="where the comparison of several runs goes (default compare.png)")
+    plot.add_argument("--metric", default="eval/success_rate",
+                      help="the metric compared across runs (default eval/success_rate)")
     plot.set_defaults(fn=cmd_plot)
 
     replay = sub.add_parser("replay", help="show recorded episodes")

@@ -1,4 +1,5 @@
 import json
+import shutil
 import subprocess
 import sys
 
@@ -119,11 +120,14 @@ checkpoint_every: 1
     episodes = agentgym.read_episodes(tmp_path / "run" / "episodes.jsonl")
     assert len(episodes) == 8 and all(t.advantage is not None for e in episodes
                                       for t in e.turns)
-    plots = subprocess.run([*cli, "plot", str(tmp_path / "run")], capture_output=True,
-                           text=True)
+    run, twin = tmp_path / "run", tmp_path / "twin"
+    shutil.copytree(run, twin)
+    plots = subprocess.run([*cli, "plot", str(run), str(twin), "--compare",
+                            str(tmp_path / "both.png")], capture_output=True, text=True)
     assert plots.returncode == 0
     for name in ("success.png", "return.png", "losses.png", "channels.png"):
-        assert (tmp_path / "run" / name).stat().st_size > 1000
+        assert (run / name).stat().st_size > 1000
+    assert (tmp_path / "both.png").stat().st_size > 1000
     resumed = subprocess.run([*cli, "train", str(config), "--resume"], capture_output=True,
                              text=True, timeout=600)
     assert resumed.returncode == 0 and "resumed from" in resumed.stdout

@@ -23,8 +23,7 @@ def read_metrics(run: str | Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def plot_run(run: str | Path) -> list[Path]:
-    """Write success, return, loss and per-channel curves as PNGs in the run folder."""
+def _pyplot():  # noqa: ANN202 - matplotlib's module
     try:
         import matplotlib
 
@@ -32,6 +31,32 @@ def plot_run(run: str | Path) -> list[Path]:
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise MissingDependencyError("matplotlib", "train") from exc
+    return plt
+
+
+def plot_comparison(runs: list[str | Path], path: str | Path,
+                    key: str = "eval/success_rate") -> Path:
+    """One PNG with ``key`` of several runs against the update, labelled by run folder."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(7, 4))
+    for run in runs:
+        points = [(r["step"], r[key]) for r in read_metrics(run) if key in r]
+        if not points:
+            raise InvalidOptionError(f"Run {run} has no {key!r} metric to compare.")
+        axes.plot(*zip(*points), marker="o", label=Path(run).name)
+    axes.set_title(key)
+    axes.set_xlabel("update")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return Path(path)
+
+
+def plot_run(run: str | Path) -> list[Path]:
+    """Write success, return, loss and per-channel curves as PNGs in the run folder."""
+    plt = _pyplot()
     rows = read_metrics(run)
     channels = sorted({k for r in rows for k in r if k.startswith("channels/")})
     panels = dict(PANELS, **{"channels.png": ("Reward channels (per episode)", channels)})
