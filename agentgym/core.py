@@ -81,6 +81,8 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
     """Names of the reward channels recorded on every turn (``format`` always among them)."""
     outcome_channels: ClassVar[tuple[str, ...]] = ("success",)
     """Names of the outcome channels recorded when the episode ends."""
+    success_channel: ClassVar[str] = "success"
+    """The outcome channel that says the episode succeeded (1.0)."""
     reward_channels: ClassVar[tuple[str, ...]] = ()
     """The turn channels whose sum is ``step``'s scalar reward (plus ``_final_reward`` at the
     end); every channel is recorded either way."""
@@ -183,7 +185,7 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
             self.state = EnvState.DONE
             outcome = self._outcome()
             info["outcome_channels"] = outcome
-            info["success"] = bool(outcome.get("success", 0.0) >= 1.0)
+            info["success"] = bool(outcome.get(self.success_channel, 0.0) >= 1.0)
             reward += self._final_reward(outcome)
             reference = self._reference()
             if reference:

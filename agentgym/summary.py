@@ -32,19 +32,20 @@ def channel_values(episodes: Sequence[Episode]) -> dict[str, list[float]]:
 
 
 def rates(episodes: Sequence[Episode]) -> dict[str, float]:
-    """Success, completion and modification rates.
+    """Success, completion, modification and resolution rates.
 
     Completion: the episode ended by itself (a win, a loss, a submit), not by a limit or an
-    error. Modification: the mean of the ``modified`` outcome channel, where recorded.
+    error. Modification and resolution (the gated-reward paper's SWE rates): the means of the
+    ``modified`` and ``resolved`` outcome channels, where recorded.
     """
     out = {
         "success_rate": _mean([float(e.outcome.success) for e in episodes]),
         "completion_rate": _mean([float(e.terminated and not e.error) for e in episodes]),
     }
-    modified = [e.outcome.channels["modified"] for e in episodes
-                if "modified" in e.outcome.channels]
-    if modified:
-        out["modification_rate"] = _mean(modified)
+    for channel, rate in (("modified", "modification_rate"), ("resolved", "resolution_rate")):
+        values = [e.outcome.channels[channel] for e in episodes if channel in e.outcome.channels]
+        if values:
+            out[rate] = _mean(values)
     return out
 
 

@@ -246,3 +246,22 @@ def test_swe_bench_records_load(tmp_path):
     path.write_text(json.dumps(record))
     with pytest.raises(InvalidOptionError, match="lacks patch"):
         load_instances(path)
+
+
+def test_stats_report_the_gated_reward_papers_rates(tmp_path):
+    from agentgym.summary import rates
+    from environments.swe import DEFAULT_REWARD
+    from rewards import from_dict
+
+    with make("bwrap") as env:
+        episodes = agentgym.rollout(env, agentgym.ExpertPolicy(), tasks=2, progress=False,
+                                    out=tmp_path / "swe.jsonl")
+        episodes += agentgym.rollout(env, lambda conversation: call("submit"), tasks=2,
+                                     progress=False, out=tmp_path / "swe.jsonl")
+    assert rates(episodes) == {"success_rate": 0.5, "completion_rate": 1.0,
+                               "modification_rate": 0.5, "resolution_rate": 0.5}
+    printed = subprocess.run([os.sys.executable, "-m", "agentgym.cli", "stats",
+                              str(tmp_path / "swe.jsonl")], capture_output=True, text=True)
+    assert "resolution_rate" in printed.stdout
+    spec = from_dict(DEFAULT_REWARD)
+    assert sum(spec(episodes[0])) > 0 and sum(spec(episodes[-1])) == 0.0

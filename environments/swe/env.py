@@ -72,6 +72,7 @@ class SWEEnv(AgentEnv):
     )
     turn_channels = ("tool_valid", "format")
     outcome_channels = ("resolved", "tests", "submitted", "modified", "patch_similarity")
+    success_channel = "resolved"
     reset_options: ClassVar[frozenset[str]] = frozenset({"task_id", "split"})
 
     def __init__(
