@@ -95,6 +95,10 @@ def test_config_errors_name_the_line_and_what_is_allowed(tmp_path):
         load_config(write(tmp_path, "env: {id: TextWorld-v9}\n"))
     with pytest.raises(ConfigError, match=r"unknown estimator 'salty'"):
         load_config(write(tmp_path, "env: {id: TextWorld-v0}\nestimator: {type: salty}\n"))
+    with pytest.raises(ConfigError, match=r"config.yaml:2: .*rank.*r, alpha, dropout"):
+        load_config(write(tmp_path, "env: {id: TextWorld-v0}\nlora: {rank: 8}\n"))
+    lora = load_config(write(tmp_path, "env: {id: TextWorld-v0}\nlora: {r: 8, alpha: 32}\n"))
+    assert (lora.lora.r, lora.lora.alpha) == (8, 32)
 
 
 def test_a_tiny_run_end_to_end(tmp_path):
@@ -142,3 +146,43 @@ checkpoint_every: 1
 def test_every_shipped_config_loads(path):
     config = load_config(path)
     assert config.rl.steps > 0
+
+
+def test_lora_trains_only_the_adapters_and_resumes(world, tmp_path):
+    from trainers.learner import LoraConfig
+
+    _, _, randoms, model, tokenizer = world
+    fresh = type(model)(model.config)
+    fresh.load_state_dict(model.state_dict())
+    learner = Learner(fresh, tokenizer, OptimConfig(lr=1e-2, minibatch_size=2),
+                      LossConfig(kl_coef=0.1), LoraConfig(r=4, alpha=8))
+    trainable = sum(p.numel() for p in learner.model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in learner.model.parameters())
+    assert 0 < trainable < total / 10
+    base_before = {k: v.clone() for k, v in learner.model.get_base_model().state_dict().items()
+                   if "lora_" not in k}
+    for n, episode in enumerate(randoms):
+        episode.outcome.channels["score"] = float(n % 3)
+    advantages = GRPO()(Batch.from_episodes(randoms, rewards=Outcome("score")))
+    rows = rows_for(randoms, advantages, tokenizer, 2048)
+    from trainers.policy_gradient import TokenBatch, token_logprobs
+
+    batch = TokenBatch.from_rows(rows, tokenizer.pad_token_id)
+    with torch.no_grad():  # adapters start as the identity: the policy is its reference
+        assert torch.equal(token_logprobs(learner.model, batch),
+                           learner._reference_logprobs(batch))
+    learner.rl_step(rows)
+    base_after = learner.model.get_base_model().state_dict()
+    assert all(torch.equal(v, base_after[k]) for k, v in base_before.items())
+    learner.rl_step(rows)
+    learner.save(tmp_path / "ckpt")
+    expected = learner.rl_step(rows)
+    assert expected["losses/kl"] > 0  # the adapters moved away from the reference
+    restored, _ = Learner.load(tmp_path / "ckpt")
+    again = restored.rl_step(rows)
+    for key in ("losses/loss", "losses/kl", "losses/clipfrac"):
+        assert again[key] == pytest.approx(expected[key], abs=1e-6), key
+    from trainers.models import load_pretrained
+
+    plain, _ = load_pretrained(tmp_path / "ckpt")  # what agentgym eval loads: merged weights
+    assert not any("lora_" in k for k in plain.state_dict())

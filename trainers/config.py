@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agentgym.errors import AgentGymError, did_you_mean
-from trainers.learner import LossConfig, OptimConfig
+from trainers.learner import LoraConfig, LossConfig, OptimConfig
 
 
 class ConfigError(AgentGymError, ValueError):
@@ -120,6 +120,7 @@ class TrainConfig:
     rl: RLConfig = field(default_factory=RLConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = 0
     output: str = "runs/train"

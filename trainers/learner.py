@@ -59,22 +59,50 @@ class LossConfig:
     """Passes over each batch of rollouts."""
 
 
+@dataclass
+class LoraConfig:
+    """Low-rank adapters (peft) instead of full fine-tuning."""
+
+    r: int = 0
+    """Adapter rank; 0 trains every weight."""
+    alpha: float = 16.0
+    """Scale of the adapters' update (``alpha / r``)."""
+    dropout: float = 0.0
+    """Dropout on the adapters' input."""
+    target_modules: list[str] | None = None
+    """Module names to adapt; None lets peft pick the attention projections it knows."""
+
+
 class Learner:
-    """Updates a model; keeps the optimiser and, with ``kl_coef > 0``, a frozen reference."""
+    """Updates a model; keeps the optimiser and, with ``kl_coef > 0``, a frozen reference.
+
+    With LoRA (``lora.r > 0``) only the adapters train, and the reference is the model with
+    its adapters switched off: no second copy of the weights.
+    """
 
     def __init__(self, model: Any, tokenizer: Any, optim: OptimConfig | None = None,
-                 loss: LossConfig | None = None) -> None:
+                 loss: LossConfig | None = None, lora: LoraConfig | None = None) -> None:
         import torch
 
+        self.lora = lora or LoraConfig()
+        if self.lora.r > 0 and not hasattr(model, "disable_adapter"):
+            model = _with_adapters(model, self.lora)
         self.model, self.tokenizer = model, tokenizer
         self.optim, self.loss = optim or OptimConfig(), loss or LossConfig()
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=self.optim.lr,
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(trainable, lr=self.optim.lr,
                                            weight_decay=self.optim.weight_decay)
         self.reference = None
-        if self.loss.kl_coef > 0:
+        if self.loss.kl_coef > 0 and self.lora.r == 0:
             self.reference = copy.deepcopy(model).eval()
             self.reference.requires_grad_(False)
         self.step = 0
+
+    def _reference_logprobs(self, batch: TokenBatch) -> Any:
+        if self.reference is not None:
+            return token_logprobs(self.reference, batch)
+        with self.model.disable_adapter():
+            return token_logprobs(self.model, batch)
 
     def _minibatches(self, rows: Sequence[TokenizedSequence]) -> list[TokenBatch]:
         size, pad = self.optim.minibatch_size, self.tokenizer.pad_token_id
@@ -110,8 +138,8 @@ class Learner:
         batches = self._minibatches(rows)
         with torch.no_grad():  # the behaviour policy: this model before the update
             old = [token_logprobs(self.model, b) for b in batches]
-            ref = ([token_logprobs(self.reference, b) for b in batches]
-                   if self.reference is not None else None)
+            ref = ([self._reference_logprobs(b) for b in batches]
+                   if self.loss.kl_coef > 0 else None)
         stats: dict[str, list[float]] = {"loss": [], "kl": [], "clipfrac": [], "approx_kl": [],
                                          "grad_norm": []}
         for _ in range(self.loss.epochs):
@@ -145,7 +173,11 @@ class Learner:
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, folder: str | Path, extra: dict[str, Any] | None = None) -> Path:
-        """Model, tokenizer, optimiser and step in ``folder`` (resumable)."""
+        """Model, tokenizer, optimiser and step in ``folder`` (resumable).
+
+        With LoRA the folder holds the merged model (what ``agentgym eval`` loads), and
+        ``base/`` and ``adapter/`` to resume from.
+        """
         import torch
 
         from trainers.models import quiet_transformers
@@ -153,13 +185,18 @@ class Learner:
         quiet_transformers()  # quiets the save progress bar
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(folder)
+        if self.lora.r > 0:
+            copy.deepcopy(self.model).merge_and_unload().save_pretrained(folder)
+            copy.deepcopy(self.model).unload().save_pretrained(folder / "base")
+            self.model.save_pretrained(folder / "adapter")
+        else:
+            self.model.save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)
         torch.save({"optimizer": self.optimizer.state_dict(),
                     "reference": self.reference.state_dict() if self.reference else None},
                    folder / "trainer_state.pt")
         state = {"step": self.step, "optim": asdict(self.optim), "loss": asdict(self.loss),
-                 **(extra or {})}
+                 "lora": asdict(self.lora), **(extra or {})}
         (folder / "trainer_state.json").write_text(json.dumps(state, indent=2))
         return folder
 
@@ -171,13 +208,30 @@ class Learner:
         from trainers.models import load_pretrained
 
         folder = Path(folder)
-        model, tokenizer = load_pretrained(folder)
         state = json.loads((folder / "trainer_state.json").read_text())
+        lora = LoraConfig(**state.pop("lora", {}))
+        model, tokenizer = load_pretrained(folder / "base" if lora.r > 0 else folder)
+        if lora.r > 0:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, folder / "adapter", is_trainable=True)
         learner = cls(model, tokenizer, OptimConfig(**state.pop("optim")),
-                      LossConfig(**state.pop("loss")))
+                      LossConfig(**state.pop("loss")), lora)
         tensors = torch.load(folder / "trainer_state.pt", weights_only=False)
         learner.optimizer.load_state_dict(tensors["optimizer"])
         if learner.reference is not None and tensors["reference"] is not None:
             learner.reference.load_state_dict(tensors["reference"])
         learner.step = state.pop("step")
         return learner, state
+
+
+def _with_adapters(model: Any, lora: LoraConfig) -> Any:
+    try:
+        import peft
+    except ImportError as exc:
+        from agentgym.errors import MissingDependencyError
+
+        raise MissingDependencyError("peft", "train") from exc
+    config = peft.LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                             target_modules=lora.target_modules, task_type="CAUSAL_LM")
+    return peft.get_peft_model(model, config)

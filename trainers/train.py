@@ -102,7 +102,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         console.print(f"resumed from {latest} (step {learner.step})")
     else:
         model, tokenizer = build_policy_model(config, envs)
-        learner = Learner(model, tokenizer, config.optim, config.loss)
+        learner = Learner(model, tokenizer, config.optim, config.loss, config.lora)
         _warm_up(learner, envs, config, console, out)
     metrics_file = open(out / "metrics.jsonl", "a")
 
