@@ -23,7 +23,25 @@ class Generation:
     logprobs: list[float] = field(default_factory=list)
 
 
-class TransformersPolicy:
+def chat_prompts(tokenizer: Any, conversations: list[Conversation]) -> list[str]:
+    """Each conversation rendered by the tokenizer's chat template, ready for the reply."""
+    return [tokenizer.apply_chat_template(c.messages, tokenize=False, add_generation_prompt=True)
+            for c in conversations]
+
+
+class BatchPolicy:
+    """A policy that samples many conversations at once; calling it samples one."""
+
+    def __call__(self, conversation: Conversation) -> str:
+        """The reply text for one conversation."""
+        return self.generate([conversation])[0].text
+
+    def generate(self, conversations: list[Conversation]) -> list[Generation]:
+        """One reply per conversation."""
+        raise NotImplementedError
+
+
+class TransformersPolicy(BatchPolicy):
     """Sample actions from a local model.
 
     Args:
@@ -50,17 +68,11 @@ class TransformersPolicy:
         """Reset the sampling generator."""
         self.generator.manual_seed(seed)
 
-    def __call__(self, conversation: Conversation) -> str:
-        """The reply text for one conversation."""
-        return self.generate([conversation])[0].text
-
     def generate(self, conversations: list[Conversation]) -> list[Generation]:
         """Sample one reply per conversation, all in one batch."""
         import torch
 
-        prompts = [self.tokenizer.apply_chat_template(c.messages, tokenize=False,
-                                                      add_generation_prompt=True)
-                   for c in conversations]
+        prompts = chat_prompts(self.tokenizer, conversations)
         ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
         width = max(len(i) for i in ids)
         pad = self.tokenizer.pad_token_id

@@ -97,6 +97,9 @@ def test_config_errors_name_the_line_and_what_is_allowed(tmp_path):
         load_config(write(tmp_path, "env: {id: TextWorld-v0}\nestimator: {type: salty}\n"))
     with pytest.raises(ConfigError, match=r"config.yaml:2: .*rank.*r, alpha, dropout"):
         load_config(write(tmp_path, "env: {id: TextWorld-v0}\nlora: {rank: 8}\n"))
+    with pytest.raises(ConfigError, match=r"config.yaml:2: unknown engine 'sglang'; engines: "
+                       r"transformers, vllm"):
+        load_config(write(tmp_path, "env: {id: TextWorld-v0}\nsampling: {engine: sglang}\n"))
     lora = load_config(write(tmp_path, "env: {id: TextWorld-v0}\nlora: {r: 8, alpha: 32}\n"))
     assert (lora.lora.r, lora.lora.alpha) == (8, 32)
 

@@ -64,6 +64,9 @@ class SamplingConfig:
     """Longest action."""
     stop: list[str] = field(default_factory=list)
     """Strings that end an action (e.g. ``</action>``); the text after them is dropped."""
+    engine: str = "transformers"
+    """Rollout engine: ``transformers`` (the training model itself) or ``vllm`` (vLLM's
+    offline engine, given the trainer's weights after every update)."""
 
 
 @dataclass
@@ -128,6 +131,7 @@ class TrainConfig:
 
 
 SECTIONS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+ENGINES = ("transformers", "vllm")
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -224,6 +228,9 @@ def _check_semantics(config: TrainConfig, path: Path, lines: dict) -> None:
         make_estimator(config.estimator)
     except ConfigError as exc:
         raise ConfigError(f"{_where(path, lines, ('estimator',))}: {exc}") from exc
+    if config.sampling.engine not in ENGINES:
+        raise ConfigError(f"{_where(path, lines, ('sampling', 'engine'))}: unknown engine "
+                          f"{config.sampling.engine!r}; engines: {', '.join(ENGINES)}.")
 
 
 def _declared_episode(env_class: type) -> Any:

@@ -98,6 +98,10 @@ class Learner:
             self.reference.requires_grad_(False)
         self.step = 0
 
+    def inference_model(self) -> Any:
+        """The model as a plain transformers model (LoRA adapters merged into a copy)."""
+        return copy.deepcopy(self.model).merge_and_unload() if self.lora.r > 0 else self.model
+
     def _reference_logprobs(self, batch: TokenBatch) -> Any:
         if self.reference is not None:
             return token_logprobs(self.reference, batch)
@@ -186,7 +190,7 @@ class Learner:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         if self.lora.r > 0:
-            copy.deepcopy(self.model).merge_and_unload().save_pretrained(folder)
+            self.inference_model().save_pretrained(folder)
             copy.deepcopy(self.model).unload().save_pretrained(folder / "base")
             self.model.save_pretrained(folder / "adapter")
         else:

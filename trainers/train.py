@@ -77,13 +77,30 @@ def evaluate(envs: list[Any], model: Any, tokenizer: Any, config: TrainConfig) -
             "eval/invalid_rate": stats["invalid_rate"]}
 
 
+def rollout_policy(config: TrainConfig, learner: Any, out: Path) -> Any:
+    """The policy that plays training episodes: the model itself, or vLLM fed its weights."""
+    sampling = config.sampling
+    kwargs = {"temperature": sampling.temperature, "top_p": sampling.top_p,
+              "stop": sampling.stop, "max_new_tokens": sampling.max_new_tokens,
+              "seed": config.seed}
+    if sampling.engine == "vllm":
+        from agentgym.vllm_policy import VLLMPolicy
+
+        folder = out / "rollout-model"  # vLLM starts from files; later weights come in memory
+        learner.inference_model().save_pretrained(folder)
+        learner.tokenizer.save_pretrained(folder)
+        return VLLMPolicy(folder, max_model_len=config.rl.max_length, **kwargs)
+    from agentgym.hf_policy import TransformersPolicy
+
+    return TransformersPolicy(learner.model, learner.tokenizer, **kwargs)
+
+
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
     """Run a training job; return its output folder."""
     import torch
     from rich.console import Console
 
     import agentgym
-    from agentgym.hf_policy import TransformersPolicy
     from agentgym.store import EpisodeWriter
     from rewards import from_dict
     from trainers.learner import Learner
@@ -112,13 +129,12 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
 
     if latest is None:
         log({"step": 0, **evaluate(envs, learner.model, learner.tokenizer, config)})
-    policy = TransformersPolicy(learner.model, learner.tokenizer,
-                                temperature=config.sampling.temperature,
-                                top_p=config.sampling.top_p, stop=config.sampling.stop,
-                                max_new_tokens=config.sampling.max_new_tokens, seed=config.seed)
+    policy = rollout_policy(config, learner, out)
     writer = EpisodeWriter(out / "episodes.jsonl")
     for update in range(learner.step + 1, config.rl.steps + 1):
         row = _update(update, envs, policy, learner, spec, estimator, config, writer)
+        if hasattr(policy, "load_weights"):  # a separate engine: give it the new weights
+            policy.load_weights(learner.inference_model())
         if update % config.eval.every == 0 or update == config.rl.steps:
             row.update(evaluate(envs, learner.model, learner.tokenizer, config))
         log(row)
