@@ -224,6 +224,32 @@ def cmd_serve_retriever(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_swe_tasks(args: argparse.Namespace) -> int:
+    """Synthesize (or find cached) SWE tasks from a project and list them."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from environments.swe.sandbox import make_sandbox
+    from environments.swe.tasks import ensure_task_set, sandbox_runner
+
+    def runner():  # noqa: ANN202
+        return sandbox_runner(make_sandbox(args.sandbox, allow_unsandboxed=args.allow_unsandboxed,
+                                           quiet=True))
+
+    tasks = ensure_task_set(args.sources, args.tasks, runner, seed=args.seed,
+                            leak_test_names=args.leak_test_names)
+    table = Table(title=f"{len(tasks)} SWE tasks (cached)")
+    for column in ("instance_id", "FAIL_TO_PASS", "PASS_TO_PASS", "folder"):
+        table.add_column(column)
+    for task in tasks:
+        table.add_row(task.instance_id, str(len(task.fail_to_pass)),
+                      str(len(task.pass_to_pass)), str(task.folder))
+    Console().print(table)
+    print("play them with agentgym.make('SWE-v0', sources=[...], tasks_per_source="
+          f"{args.tasks}, seed={args.seed})")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a policy from a YAML config."""
     from trainers.config import load_config
@@ -319,6 +345,19 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--host", default="127.0.0.1")
     server.add_argument("--port", type=int, default=8765)
     server.set_defaults(fn=cmd_serve_retriever)
+
+    swe = sub.add_parser("swe-tasks", help="synthesize SWE tasks from a Python project")
+    swe.add_argument("sources", nargs="+", metavar="SOURCE",
+                     help="an embedded library (intervals, romans, textstats), a project "
+                          "folder, or pypi:NAME==VERSION")
+    swe.add_argument("--tasks", type=int, default=8, help="tasks per source (default 8)")
+    swe.add_argument("--seed", type=int, default=0)
+    swe.add_argument("--sandbox", default="auto", help="auto, docker, bwrap or local")
+    swe.add_argument("--allow-unsandboxed", action="store_true",
+                     help="allow --sandbox local (runs the project's tests unisolated)")
+    swe.add_argument("--leak-test-names", action="store_true",
+                     help="name the failing tests in the problem statements")
+    swe.set_defaults(fn=cmd_swe_tasks)
 
     train = sub.add_parser("train", help="train a policy from a YAML config")
     train.add_argument("config")

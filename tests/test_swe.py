@@ -265,3 +265,33 @@ def test_stats_report_the_gated_reward_papers_rates(tmp_path):
     assert "resolution_rate" in printed.stdout
     spec = from_dict(DEFAULT_REWARD)
     assert sum(spec(episodes[0])) > 0 and sum(spec(episodes[-1])) == 0.0
+
+
+def test_tasks_from_a_local_project_and_from_pypi(tmp_path):
+    import shutil
+
+    from environments.swe.tasks import LIBRARIES_DIR
+
+    project = tmp_path / "myproject"
+    shutil.copytree(LIBRARIES_DIR / "textstats", project)
+    listed = subprocess.run([os.sys.executable, "-m", "agentgym.cli", "swe-tasks",
+                             str(project), "pypi:six==1.16.0", "--tasks", "2",
+                             "--sandbox", "bwrap"], capture_output=True, text=True,
+                            timeout=900)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert "4 SWE tasks" in listed.stdout
+    with make("bwrap", sources=[str(project), "pypi:six==1.16.0"]) as env:
+        ids = env.task_ids("train") + env.task_ids("test")
+        assert {i.split("__")[0] for i in ids} == {"myproject", "six"}
+        for task_id in ids:
+            *_, info = expert_episode(env, task_id)
+            assert info["outcome_channels"]["resolved"] == 1.0, task_id
+
+
+def expert_episode(env, task_id):
+    _, info = env.reset(options={"task_id": task_id})
+    while True:
+        step = env.step(info["expert_action"])
+        info = step[-1]
+        if step[2] or step[3]:
+            return step

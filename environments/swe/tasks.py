@@ -18,6 +18,7 @@ import random
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import zipfile
@@ -105,10 +106,12 @@ def project_folder(source: str, scratch: Path) -> tuple[str, Path]:
 
 def _from_pypi(requirement: str, scratch: Path) -> tuple[str, Path]:
     """Download a source distribution (needs the package index) and unpack it."""
+    # pip reads the sdist's metadata with `python`: this interpreter's, first on PATH
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     done = subprocess.run(
-        ["python3", "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-         "--no-build-isolation", "-d", str(scratch / "sdist"), requirement],
-        capture_output=True, text=True)
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+         "-d", str(scratch / "sdist"), requirement],
+        capture_output=True, text=True, env={**os.environ, "PATH": path})
     archives = list((scratch / "sdist").glob("*")) if done.returncode == 0 else []
     if not archives:
         raise TaskNotFoundError(f"Could not download the source of {requirement!r} from PyPI: "
