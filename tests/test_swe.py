@@ -295,3 +295,43 @@ def expert_episode(env, task_id):
         info = step[-1]
         if step[2] or step[3]:
             return step
+
+
+def test_swe_bench_instances_run_in_their_own_image(tmp_path):
+    """A stand-in for a SWE-bench image: the base image with a buggy project at /testbed."""
+    from environments.swe.images import ensure_base_image
+    from environments.swe.sandbox import docker
+
+    with make("bwrap") as synthesized:
+        task = synthesized.unwrapped.tasks[0]
+    context = tmp_path / "image"
+    (context / "testbed").mkdir(parents=True)
+    subprocess.run(["cp", "-r", f"{task.repo_dir}/.", str(context / "testbed")], check=True)
+    (context / "Dockerfile").write_text(f"FROM {ensure_base_image()}\nCOPY testbed /testbed\n")
+    image = f"agentgym-test-instance:{uuid.uuid4().hex[:8]}"
+    docker("build", "-q", "-t", image, str(context), timeout=600)
+    added = "tests/test_added.py"
+    test_patch = (f"--- /dev/null\n+++ b/{added}\n@@ -0,0 +1,2 @@\n+def test_added():\n"
+                  "+    assert True\n")
+    record = {"instance_id": "local__demo-1", "repo": "local/demo", "base_commit": "0" * 40,
+              "problem_statement": task.problem_statement, "patch": task.patch,
+              "test_patch": test_patch, "FAIL_TO_PASS": task.fail_to_pass,
+              "PASS_TO_PASS": [*task.pass_to_pass, f"{added}::test_added"]}
+    instances = tmp_path / "instances.jsonl"
+    instances.write_text(json.dumps(record) + "\n")
+    try:
+        with agentgym.make("SWE-v0", sandbox="docker", instances=instances,
+                           instance_image=image, test_command="python3 -m pytest -rA -q "
+                           "-p no:cacheprovider tests") as env:
+            obs, info = env.reset(options={"task_id": "local__demo-1"})
+            assert "/testbed" in obs
+            obs, *_ = bash(env, "pwd; ls")
+            assert "/testbed" in obs and "tests" in obs
+            *_, info = expert_episode(env, "local__demo-1")
+            assert info["outcome_channels"]["resolved"] == 1.0
+            env.reset(options={"task_id": "local__demo-1"})
+            *_, info = env.step(call("submit"))
+            assert info["outcome_channels"]["resolved"] == 0.0
+    finally:
+        docker("rmi", "-f", image, check=False)
+    assert containers() == []

@@ -13,19 +13,24 @@ from typing import Any, ClassVar
 from agentgym.core import AgentEnv, Transition
 from agentgym.errors import InvalidOptionError, TaskNotFoundError
 from agentgym.protocols import ToolCall, ToolCallProtocol
-from environments.swe import workspace
-from environments.swe.sandbox import Limits, make_sandbox
+from environments.swe import patches, workspace
+from environments.swe.sandbox import WORKDIR, Limits, make_sandbox
 from environments.swe.tasks import (
     EMBEDDED,
     TEST_COMMAND,
     SWETask,
     ensure_task_set,
+    load_instances,
+    materialize,
     sandbox_runner,
     test_results,
     workspace_for,
 )
 from environments.swe.tools import FILE_TOOL, TOOLS, expert_calls, file_tool_stdin
 from rewards.patch import patch_similarity
+
+INSTANCE_TEST_COMMAND = "python -m pytest -rA --tb=short -q -p no:cacheprovider"
+"""How a SWE-bench instance's test files are run (its image's ``python``); the files follow."""
 
 DEFAULT_REWARD: dict[str, Any] = {
     "type": "gated", "high": "resolved", "threshold": 1.0,
@@ -60,6 +65,11 @@ class SWEEnv(AgentEnv):
         seed: Which mutations are drawn.
         max_turns: The turn budget; when it runs out the tests run as if submitted.
         test_timeout: Seconds the test run at submission may take.
+        instances: A SWE-bench / SWE-Gym records file (JSON or JSONL) to play instead of
+            synthesized tasks; each instance runs in its own docker image.
+        instance_image: The image of an instance, formatted with its record's fields.
+        repo_path: Where the repository is inside an instance's image (SWE-bench: /testbed).
+        test_command: How an instance's test files run (they are appended).
         render_mode: ``None`` or ``"ansi"``.
     """
 
@@ -88,6 +98,10 @@ class SWEEnv(AgentEnv):
         seed: int = 0,
         max_turns: int | None = 30,
         test_timeout: float = 120.0,
+        instances: str | Path | None = None,
+        instance_image: str = "sweb.eval.x86_64.{instance_id}",
+        repo_path: str = "/testbed",
+        test_command: str = INSTANCE_TEST_COMMAND,
         render_mode: str | None = None,
     ) -> None:
         super().__init__(protocol=ToolCallProtocol(TOOLS), max_turns=max_turns,
@@ -97,12 +111,20 @@ class SWEEnv(AgentEnv):
         self.split = self.check_split(split)
         self.sandbox = make_sandbox(sandbox, allow_unsandboxed=allow_unsandboxed, limits=limits)
         self.test_timeout = test_timeout
-        kind, allow = self.sandbox.kind, allow_unsandboxed
-        self.tasks = ensure_task_set(
-            list(sources or EMBEDDED), tasks_per_source,
-            lambda: sandbox_runner(make_sandbox(kind, allow_unsandboxed=allow, limits=limits,
-                                                quiet=True), timeout=test_timeout),
-            seed=seed, leak_test_names=leak_test_names)
+        self.repo_path, self.test_command = repo_path, test_command
+        if instances is not None:
+            if self.sandbox.kind != "docker":
+                raise InvalidOptionError("SWE-bench instances run in their own docker images; "
+                                         f"use sandbox='docker' (got {self.sandbox.kind!r}).")
+            self.tasks = load_instances(Path(instances), instance_image)
+        else:
+            kind, allow = self.sandbox.kind, allow_unsandboxed
+            self.tasks = ensure_task_set(
+                list(sources or EMBEDDED), tasks_per_source,
+                lambda: sandbox_runner(make_sandbox(kind, allow_unsandboxed=allow,
+                                                    limits=limits, quiet=True),
+                                       timeout=test_timeout),
+                seed=seed, leak_test_names=leak_test_names)
         self._root = Path(tempfile.mkdtemp(prefix="agentgym-swe-"))
         self._root.chmod(0o711)  # the sandbox user must reach its workspace inside
         self._workspace = self._root / "workspace"
@@ -131,12 +153,19 @@ class SWEEnv(AgentEnv):
 
     # ------------------------------------------------------------------ hooks
     def _load_task(self, options: dict[str, Any]) -> tuple[str, str]:
-        self._task = self._pick(options)
+        self._task = task = self._pick(options)
         self._outcome_cache, self._submitted = None, False
-        workspace_for(self._task, self._workspace, self.sandbox.owner())
-        self.sandbox.start(self._workspace)
-        observation = (f"{self._task.problem_statement}\n\nThe repository is your working "
-                       "directory (/workspace). Its tests run with `python3 -m pytest`.")
+        if task.image:
+            materialize(task, self.repo_path)
+        workspace_for(task, self._workspace, self.sandbox.owner())
+        if task.image:
+            self.sandbox.start(self._workspace, image=task.image, mount=self.repo_path)
+            where = self.repo_path
+        else:
+            self.sandbox.start(self._workspace)
+            where = WORKDIR
+        observation = (f"{task.problem_statement}\n\nThe repository is your working "
+                       f"directory ({where}). Its tests run with `python3 -m pytest`.")
         return observation, self._task.instance_id
 
     def _apply(self, call: Any) -> Transition:
@@ -180,7 +209,11 @@ class SWEEnv(AgentEnv):
         assert task is not None
         patch = self._diff()
         workspace.relink(task.repo_dir, self._workspace, task.test_files)
-        output = self.sandbox.run(TEST_COMMAND, timeout=self.test_timeout).output
+        command = TEST_COMMAND
+        if task.image:  # SWE-bench: add the instance's tests, run the files they touch
+            self._write_patched(task.extra["test_patch"])
+            command = f"{self.test_command} {' '.join(task.test_files)}"
+        output = self.sandbox.run(command, timeout=self.test_timeout).output
         results = test_results(output)
         fixed = sum(results.get(t, False) for t in task.fail_to_pass) / len(task.fail_to_pass)
         kept = all(results.get(t, False) for t in task.pass_to_pass)
@@ -191,9 +224,34 @@ class SWEEnv(AgentEnv):
     def _final_reward(self, outcome: dict[str, float]) -> float:
         return outcome["resolved"]
 
+    def _write_patched(self, diff: str) -> None:
+        """Apply a diff to the workspace from the host (replacing files, never writing through)."""
+        for path, text in self._patched(diff).items():
+            target = self._workspace / path
+            if target.is_symlink() or target.exists():
+                target.unlink()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+
+    def _patched(self, diff: str) -> dict[str, str]:
+        """The repository's files a diff touches, as the diff leaves them."""
+        task = self._task
+        assert task is not None
+        result = {}
+        for file_patch in patches.parse(diff):
+            source = task.repo_dir / (file_patch.old_path or file_patch.path)
+            text = source.read_text() if file_patch.old_path and source.is_file() else ""
+            result[file_patch.path] = patches.apply(text, file_patch)
+        return result
+
     def _expert(self) -> ToolCall | None:
         task = self._task
         assert task is not None
+        if not task.gold_edit:  # an instance: write each file of the gold patch, then submit
+            for path, text in self._patched(task.patch).items():
+                if workspace.read_text(self._workspace / path, self._workspace) != text:
+                    return ToolCall("create", {"path": path, "content": text})
+            return ToolCall("submit", {})
         fix, submit = expert_calls(task.gold_edit)
         current = workspace.read_text(self._workspace / task.gold_edit["path"], self._workspace)
         return fix if current is not None and task.gold_edit["old"] in current else submit

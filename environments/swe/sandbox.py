@@ -270,10 +270,15 @@ class DockerSandbox(Sandbox):
         self.image = image or ensure_base_image()
         self.container: str | None = None
 
-    def start(self, workspace: Path) -> None:
-        """Start a fresh container with ``workspace`` mounted."""
+    def start(self, workspace: Path, image: str | None = None,
+              mount: str = WORKDIR) -> None:
+        """Start a fresh container with ``workspace`` mounted at ``mount``.
+
+        ``image`` replaces the base image for this episode (a SWE-bench instance's image).
+        """
         self._remove()
         super().start(workspace)
+        image = image or self.image
         limits = self.limits
         name = f"agentgym-swe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.container = name
@@ -285,9 +290,8 @@ class DockerSandbox(Sandbox):
                "--tmpfs", "/tmp:rw,size=64m", "--cap-drop", "ALL",
                "--security-opt", "no-new-privileges", "--ulimit",
                f"fsize={limits.file_mb << 20}", "--label", "agentgym.swe=1",
-               "--label", f"agentgym.owner={os.getpid()}", "-e", "HOME=" + WORKDIR,
-               "-v", f"{workspace}:{WORKDIR}", "-w", WORKDIR, self.image,
-               "bash", "-c", _KEEPER)
+               "--label", f"agentgym.owner={os.getpid()}", "-e", "HOME=" + mount,
+               "-v", f"{workspace}:{mount}", "-w", mount, image, "bash", "-c", _KEEPER)
 
     def _argv(self, script: str, timeout: float) -> list[str]:
         assert self.container is not None

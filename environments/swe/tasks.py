@@ -312,6 +312,30 @@ def workspace_for(task: SWETask, dest: Path, owner: int | None) -> Path:
 
 
 # ---------------------------------------------------------------------------- SWE-bench
+def materialize(task: SWETask, repo_path: str = "/testbed") -> SWETask:
+    """Export an instance's repository from its image once (cached), so workspaces can link it."""
+    from environments.swe.sandbox import docker
+
+    safe = re.sub(r"[^\w.-]+", "_", task.instance_id)
+    digest = hashlib.sha1(f"{task.image}|{repo_path}".encode()).hexdigest()[:8]
+    folder = cache_root() / "swe" / "instances" / f"{safe}-{digest}"
+
+    def build(staging: Path) -> None:
+        name = f"agentgym-export-{os.getpid()}-{safe[:40]}"
+        docker("create", "--name", name, str(task.image), "true")
+        try:
+            docker("cp", f"{name}:{repo_path}", str(staging / "repo"), timeout=600)
+        finally:
+            docker("rm", "-f", name, check=False)
+        freeze(staging / "repo")
+        task.save(staging)
+
+    cached_folder(folder, build)
+    task.folder = folder
+    return task
+
+
+
 def load_instances(path: Path, image: str = "sweb.eval.x86_64.{instance_id}") -> list[SWETask]:
     """SWE-bench / SWE-Gym instance records (JSON list or JSONL) as tasks.
 

@@ -49,15 +49,19 @@ def link_copy(repo: Path, dest: Path, owner: int | None = None) -> None:
 
 
 def relink(repo: Path, dest: Path, paths: list[str]) -> None:
-    """Put ``repo``'s versions of ``paths`` back into ``dest`` (undoing any edits)."""
+    """Put ``repo``'s versions of ``paths`` back into ``dest`` (undoing any edits).
+
+    A path the repository lacks is removed from ``dest``.
+    """
     for rel in paths:
         target = dest / rel
         if target.is_symlink() or target.is_file():
             target.unlink()
         elif target.is_dir():
             shutil.rmtree(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.link(repo / rel, target)
+        if (repo / rel).is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(repo / rel, target)
 
 
 def diff(repo: Path, workspace: Path) -> str:
