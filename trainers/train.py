@@ -131,17 +131,20 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         log({"step": 0, **evaluate(envs, learner.model, learner.tokenizer, config)})
     policy = rollout_policy(config, learner, out)
     writer = EpisodeWriter(out / "episodes.jsonl")
-    for update in range(learner.step + 1, config.rl.steps + 1):
-        row = _update(update, envs, policy, learner, spec, estimator, config, writer)
-        if hasattr(policy, "load_weights"):  # a separate engine: give it the new weights
-            policy.load_weights(learner.inference_model())
-        if update % config.eval.every == 0 or update == config.rl.steps:
-            row.update(evaluate(envs, learner.model, learner.tokenizer, config))
-        log(row)
-        if progress:
-            console.print(_status(row))
-        if update % config.checkpoint_every == 0 or update == config.rl.steps:
-            learner.save(out / "checkpoints" / f"step-{update}", {"update": update})
+    with _progress_bar(console, progress) as bar:
+        job = bar.add_task("RL updates", total=config.rl.steps, completed=learner.step)
+        for update in range(learner.step + 1, config.rl.steps + 1):
+            row = _update(update, envs, policy, learner, spec, estimator, config, writer)
+            if hasattr(policy, "load_weights"):  # a separate engine: give it the new weights
+                policy.load_weights(learner.inference_model())
+            if update % config.eval.every == 0 or update == config.rl.steps:
+                row.update(evaluate(envs, learner.model, learner.tokenizer, config))
+            log(row)
+            if progress:
+                bar.console.print(_status(row))
+            if update % config.checkpoint_every == 0 or update == config.rl.steps:
+                learner.save(out / "checkpoints" / f"step-{update}", {"update": update})
+            bar.advance(job)
     writer.close()
     metrics_file.close()
     for env in envs:
@@ -212,6 +215,21 @@ def _rl_task_seed(config: TrainConfig, update: int) -> int:
     and teach nothing.
     """
     return config.seed + config.sft.episodes + (update - 1) * config.rl.tasks
+
+
+def _progress_bar(console: Any, show: bool) -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+                    disable=not show)
 
 
 def _status(row: dict[str, Any]) -> str:
