@@ -335,3 +335,20 @@ def test_swe_bench_instances_run_in_their_own_image(tmp_path):
     finally:
         docker("rmi", "-f", image, check=False)
     assert containers() == []
+
+
+def test_containers_of_a_killed_process_are_reaped():
+    script = ("import os, signal, agentgym\n"
+              "env = agentgym.make('SWE-v0', sandbox='docker', tasks_per_source=2)\n"
+              "env.reset(seed=0)\n"
+              "print(env.unwrapped.sandbox.container, flush=True)\n"
+              "os.kill(os.getpid(), signal.SIGKILL)\n")
+    killed = subprocess.run([os.sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=Path(__file__).parent.parent, timeout=300)
+    assert killed.returncode == -9
+    name = killed.stdout.split()[-1]
+    assert name.startswith("agentgym-swe-") and containers()  # left behind by the SIGKILL
+    from environments.swe.sandbox import reap_orphaned_containers
+
+    assert reap_orphaned_containers()
+    assert containers() == []

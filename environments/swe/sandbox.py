@@ -269,6 +269,7 @@ class DockerSandbox(Sandbox):
 
         self.image = image or ensure_base_image()
         self.container: str | None = None
+        reap_orphaned_containers()
 
     def start(self, workspace: Path, image: str | None = None,
               mount: str = WORKDIR) -> None:
@@ -338,6 +339,30 @@ def docker(*args: str, check: bool = True, timeout: float = 120) -> str:
     if check and done.returncode != 0:
         raise RuntimeError(f"docker {' '.join(args[:2])} failed: {done.stderr.strip()}")
     return done.stdout
+
+
+def reap_orphaned_containers() -> list[str]:
+    """Remove sandbox containers whose owning process is gone (a SIGKILLed trainer, say)."""
+    listed = docker("ps", "-a", "--filter", "label=agentgym.swe", "--format",
+                    '{{.ID}} {{.Label "agentgym.owner"}}', check=False)
+    orphans = []
+    for line in listed.splitlines():
+        container, _, owner = line.partition(" ")
+        if owner.isdigit() and not _alive(int(owner)):
+            orphans.append(container)
+    if orphans:
+        docker("rm", "-f", *orphans, check=False)
+    return orphans
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def docker_available() -> bool:
