@@ -17,7 +17,7 @@ import copy
 import importlib
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -89,41 +89,33 @@ def grammar_text() -> str:
 # ---------------------------------------------------------------------------- caches
 _cache_lock = threading.Lock()
 _cache_users = 0
-_originals: dict[str, Any] = {}
-_sas: dict[tuple, Any] = {}
-_logic: dict[str, Any] = {}
-_symbols: dict[str, Any] = {}
-_queries: dict[tuple, Any] = {}
+_originals: dict[str, Any] = {}  # "module.attribute" -> the function our patch replaced
+_memos: list[dict] = []
 
 
-def _memo_pddl2sas(domain: str, problem: str, verbose: bool = False,
-                   optimize: bool = False) -> Any:
-    key = (domain, problem, optimize)
-    if key not in _sas:
-        _sas[key] = _originals["pddl2sas"](domain, problem, verbose=verbose, optimize=optimize)
-    return _sas[key]
+def _memoized(target: str, key: Callable[..., Any], copies: bool = False) -> Callable[..., Any]:
+    """``target`` ("module.function") answering repeated calls with the same key from memory.
+
+    ``copies``: hand each caller a deep copy (for results the engine writes into).
+    """
+    memo: dict[Any, Any] = {}
+    _memos.append(memo)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        found = key(*args, **kwargs)
+        if found not in memo:
+            memo[found] = _originals[target](*args, **kwargs)
+        return copy.deepcopy(memo[found]) if copies else memo[found]
+
+    return call
 
 
-def _memo_logic_parse(text: str, **kwargs: Any) -> Any:
-    # parsed actions and grammar are read-only to the engine, so sharing them is safe
-    if text not in _logic:
-        _logic[text] = _originals["logic_parse"](text, **kwargs)
-    return _logic[text]
+def _by_text(text: str, **kwargs: Any) -> tuple:
+    return text, tuple(sorted(kwargs.items()))
 
 
-def _memo_symbols_parse(text: str, **kwargs: Any) -> Any:
-    # the engine writes a context into the symbols it derives, so each caller gets a copy
-    if text not in _symbols:
-        _symbols[text] = _originals["symbols_parse"](text, **kwargs)
-    return copy.deepcopy(_symbols[text])
-
-
-def _memo_query_parse(text: str, **kwargs: Any) -> Any:
-    # the text generator's conditions ("holds(a:agent, o:object)"), parsed into read-only rules
-    key = (text, tuple(sorted(kwargs.items())))
-    if key not in _queries:
-        _queries[key] = _originals["query_parse"](text, **kwargs)
-    return _queries[key]
+def _by_task(domain: str, problem: str, verbose: bool = False, optimize: bool = False) -> tuple:
+    return domain, problem, optimize
 
 
 def _shallow_context(context: dict[str, Any]) -> dict[str, Any]:
@@ -133,20 +125,34 @@ def _shallow_context(context: dict[str, Any]) -> dict[str, Any]:
             "entity_infos": context["entity_infos"]}
 
 
+_PATCHES: dict[str, Callable[..., Any]] = {
+    # Fast Downward's PDDL -> SAS translation: seconds per kitchen, on every reset
+    "fast_downward.pddl2sas": _memoized("fast_downward.pddl2sas", _by_task),
+    # the grammar file (parsed actions and rules are read-only to the engine)
+    "textworld.envs.pddl.logic._parse_and_convert":
+        _memoized("textworld.envs.pddl.logic._parse_and_convert", _by_text),
+    # command templates (the engine writes a context into the symbols: each caller a copy)
+    "textworld.envs.pddl.textgen._parse_and_convert":
+        _memoized("textworld.envs.pddl.textgen._parse_and_convert", _by_text, copies=True),
+    # the text generator's conditions ("holds(a:agent, o:object)"), read-only rules
+    "textworld.logic._parse_and_convert":
+        _memoized("textworld.logic._parse_and_convert", _by_text),
+    "textworld.envs.pddl.textgen.copy_context": _shallow_context,
+}
+
+
 def clear_engine_caches() -> None:
     """Forget every memoized translation and parse (benchmarks measure cold starts with it)."""
-    for memo in (_sas, _logic, _symbols, _queries):
+    for memo in _memos:
         memo.clear()
 
 
-_PATCHES = (  # (module, attribute, replacement)
-    ("fast_downward", "pddl2sas", _memo_pddl2sas),
-    ("textworld.envs.pddl.logic", "_parse_and_convert", _memo_logic_parse),
-    ("textworld.envs.pddl.textgen", "_parse_and_convert", _memo_symbols_parse),
-    ("textworld.logic", "_parse_and_convert", _memo_query_parse),
-    ("textworld.envs.pddl.textgen", "copy_context", _shallow_context),
-)
-_ORIGINAL_NAMES = ("pddl2sas", "logic_parse", "symbols_parse", "query_parse", "copy_context")
+def _swap(target: str, replacement: Callable[..., Any]) -> Callable[..., Any]:
+    module, _, attribute = target.rpartition(".")
+    owner = importlib.import_module(module)
+    previous = getattr(owner, attribute)
+    setattr(owner, attribute, replacement)
+    return previous
 
 
 @contextmanager
@@ -161,10 +167,8 @@ def engine_caches() -> Iterator[None]:
     global _cache_users
     with _cache_lock:
         if _cache_users == 0:
-            for (module, attribute, replacement), name in zip(_PATCHES, _ORIGINAL_NAMES):
-                target = importlib.import_module(module)
-                _originals[name] = getattr(target, attribute)
-                setattr(target, attribute, replacement)
+            for target, replacement in _PATCHES.items():
+                _originals[target] = _swap(target, replacement)
         _cache_users += 1
     try:
         yield
@@ -172,8 +176,8 @@ def engine_caches() -> Iterator[None]:
         with _cache_lock:
             _cache_users -= 1
             if _cache_users == 0:
-                for (module, attribute, _), name in zip(_PATCHES, _ORIGINAL_NAMES):
-                    setattr(importlib.import_module(module), attribute, _originals[name])
+                for target, original in _originals.items():
+                    _swap(target, original)
 
 
 # ---------------------------------------------------------------------------- engine
