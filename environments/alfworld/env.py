@@ -18,6 +18,7 @@ from environments.alfworld.games import (
     GameRef,
     TaskSpace,
     ensure_task,
+    json_root,
     official_tasks,
     parse_task_id,
     task_at,
@@ -232,28 +233,22 @@ class ALFWorldEnv(AgentEnv):
 
 
 def _official_data(source: str, data_dir: str | Path | None) -> Path | None:
-    """The official data folder to play, or None for generated tasks.
+    """The official ``json_2.1.*`` folder to play, or None for generated tasks.
 
-    An explicit ``data_dir`` (or ``source="official"``) must hold the data; ``$ALFWORLD_DATA``
-    is used only when it does.
+    An explicit ``data_dir`` (or ``source="official"``) must hold the data; with
+    ``source="auto"``, ``$ALFWORLD_DATA`` is used only when it does.
     """
     if source not in ("auto", "generated", "official"):
         raise InvalidOptionError(f"Unknown source {source!r}. Sources: auto, generated, "
                                  "official.")
     if source == "generated":
         return None
-    if data_dir is None and source == "auto":
-        folder = os.environ.get("ALFWORLD_DATA")
-        return Path(folder) if folder and _has_data(Path(folder)) else None
-    folder = Path(data_dir or os.environ.get("ALFWORLD_DATA") or "")
-    if not data_dir and not os.environ.get("ALFWORLD_DATA") or not _has_data(folder):
+    given = data_dir or os.environ.get("ALFWORLD_DATA")
+    root = json_root(Path(given)) if given else None
+    if root is None and (source == "official" or data_dir is not None):
         raise TaskNotFoundError(
-            f"No official ALFWorld data in {str(folder)!r}: expected "
+            f"No official ALFWorld data in {str(given or '')!r}: expected "
             "<data>/json_2.1.1/{train,valid_seen,valid_unseen} (what alfworld-download "
             "fetches). Pass data_dir= or set ALFWORLD_DATA, or use source='generated'."
         )
-    return folder
-
-
-def _has_data(folder: Path) -> bool:
-    return folder.is_dir() and (any(folder.glob("json_2.1.*")) or (folder / "train").is_dir())
+    return root

@@ -72,10 +72,10 @@ def goal_stage(world: World, goal: Goal) -> int:
     a finished target is in the destination; (pick-two) a second one is; (look-at) the lamp
     is on where the agent stands holding the target.
     """
-    done = _finished(world, goal)
     if goal.task_type == "look_at_obj_in_light":
         held = world.holding in world.of_otype(goal.obj)
         return int(held) + int(held and _lamp_lit_here(world, goal))
+    done = _finished(world, goal)
     rule = treatment(goal.task_type)
     treated = bool(rule) and bool(_treated(world, goal))
     touched = world.holding in world.of_otype(goal.obj) or bool(done) or treated

@@ -65,9 +65,7 @@ def generate(floor_plan: int, task_type: str, seed: int) -> tuple[dict, dict] | 
     Returns ``(game, traj_data)``; the game is not proved yet (see :func:`prove`).
     """
     rng = random.Random(seed)
-    scene = Scene(floor_plan, receptacles_of(floor_plan))
-    item_types = item_types_of(floor_plan)
-    goals = candidate_goals(scene, item_types, task_type)
+    scene, item_types, goals = _goals_of(floor_plan, task_type)
     if not goals:
         return None
     goal = rng.choice(goals)
@@ -82,11 +80,17 @@ def generate(floor_plan: int, task_type: str, seed: int) -> tuple[dict, dict] | 
     return game, traj
 
 
+def _goals_of(floor_plan: int, task_type: str) -> tuple[Scene, list[str], list[Goal]]:
+    """An empty scene of the floor plan, its object types, and the goals it can host."""
+    scene = Scene(floor_plan, receptacles_of(floor_plan))
+    item_types = item_types_of(floor_plan)
+    return scene, item_types, candidate_goals(scene, item_types, task_type)
+
+
 @cache
 def hosts(floor_plan: int, task_type: str) -> bool:
     """Whether a floor plan has what ``task_type`` needs (a lamp, a sink, a whitelisted pair)."""
-    scene = Scene(floor_plan, receptacles_of(floor_plan))
-    return bool(candidate_goals(scene, item_types_of(floor_plan), task_type))
+    return bool(_goals_of(floor_plan, task_type)[2])
 
 
 def prove(game: dict, goal: Goal, dialect: str = "0.4",
@@ -220,8 +224,8 @@ def _version_tag() -> str:
 
 
 # ---------------------------------------------------------------------------- official data
-def official_tasks(data_dir: Path, split: str, task_types: tuple[str, ...]) -> list[GameRef]:
-    """The solvable games of an official ``json_2.1.1`` split, sorted by folder.
+def official_tasks(root: Path, split: str, task_types: tuple[str, ...]) -> list[GameRef]:
+    """The solvable games of a split of an official ``json_2.1.1`` folder, sorted by folder.
 
     Like alfworld's loader, skips movable-receptacle and sliced tasks and games not marked
     solvable.
@@ -229,7 +233,7 @@ def official_tasks(data_dir: Path, split: str, task_types: tuple[str, ...]) -> l
     if split not in OFFICIAL_SPLITS:
         raise InvalidOptionError(f"Unknown ALFWorld data split {split!r}. With official data "
                                  f"the splits are: {', '.join(OFFICIAL_SPLITS)}.")
-    root = _json_root(Path(data_dir)) / split
+    root = root / split
     if not root.is_dir():
         raise TaskNotFoundError(
             f"No ALFWorld split folder {str(root)!r}. Point ALFWORLD_DATA (or data_dir=) at the "
@@ -252,14 +256,9 @@ def official_tasks(data_dir: Path, split: str, task_types: tuple[str, ...]) -> l
     return refs
 
 
-def _json_root(data_dir: Path) -> Path:
+def json_root(data_dir: Path) -> Path | None:
+    """The ``json_2.1.*`` folder in (or at) an official data folder, else None."""
     if data_dir.name.startswith("json_2.1") or (data_dir / "train").is_dir():
         return data_dir
-    candidates = sorted(data_dir.glob("json_2.1.*"))
-    if not data_dir.is_dir() or not candidates:
-        raise TaskNotFoundError(
-            f"ALFWorld data folder {str(data_dir)!r} does not exist or holds no json_2.1.* "
-            "folder; expected <data>/json_2.1.1/{train,valid_seen,valid_unseen}/... "
-            "(what alfworld-download fetches)."
-        )
-    return candidates[0]
+    candidates = sorted(data_dir.glob("json_2.1.*")) if data_dir.is_dir() else []
+    return candidates[0] if candidates else None
