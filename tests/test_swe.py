@@ -352,3 +352,26 @@ def test_containers_of_a_killed_process_are_reaped():
 
     assert reap_orphaned_containers()
     assert containers() == []
+
+
+def test_each_mutation_operator_rewrites_one_site():
+    import ast
+    import difflib
+
+    from environments.swe.mutations import OPERATORS, mutations
+
+    source = ("def f(items, limit=3):\n"
+              "    total = 0\n"
+              "    for item in items:\n"
+              "        if item < limit:\n"
+              "            total += item * 2\n"
+              "    print(total, limit)\n"
+              "    return total > 0 and True\n")
+    found = list(mutations(source))
+    assert {m.operator for m in found} == set(OPERATORS)
+    for mutation in found:
+        ast.parse(mutation.source)
+        changed = [line for line in difflib.ndiff(source.splitlines(), mutation.source.splitlines())
+                   if line.startswith("- ")]
+        assert len(changed) == 1, mutation.name  # one line touched: a one-hunk gold patch
+        assert changed[0][2:] == source.splitlines()[mutation.line - 1]

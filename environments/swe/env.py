@@ -24,7 +24,6 @@ from environments.swe.tasks import (
     materialize,
     sandbox_runner,
     test_results,
-    workspace_for,
 )
 from environments.swe.tools import FILE_TOOL, TOOLS, expert_calls, file_tool_stdin
 from rewards.patch import patch_similarity
@@ -155,15 +154,15 @@ class SWEEnv(AgentEnv):
     def _load_task(self, options: dict[str, Any]) -> tuple[str, str]:
         self._task = task = self._pick(options)
         self._outcome_cache, self._submitted = None, False
-        if task.image:
+        where = WORKDIR
+        if task.image:  # a SWE-bench instance: its own image, its repository where it was
             materialize(task, self.repo_path)
-        workspace_for(task, self._workspace, self.sandbox.owner())
-        if task.image:
-            self.sandbox.start(self._workspace, image=task.image, mount=self.repo_path)
             where = self.repo_path
+        workspace.link_copy(task.repo_dir, self._workspace, self.sandbox.owner())
+        if task.image:
+            self.sandbox.start(self._workspace, image=task.image, mount=where)
         else:
             self.sandbox.start(self._workspace)
-            where = WORKDIR
         observation = (f"{task.problem_statement}\n\nThe repository is your working "
                        f"directory ({where}). Its tests run with `python3 -m pytest`.")
         return observation, self._task.instance_id

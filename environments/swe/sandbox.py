@@ -90,7 +90,6 @@ class Sandbox(ABC):
     """One episode's place to run commands; ``start(workspace)``, ``run(script)``, ``close()``."""
 
     kind: ClassVar[str]
-    isolated: ClassVar[bool] = True
 
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
@@ -170,7 +169,6 @@ class LocalSandbox(Sandbox):
     """
 
     kind = "local"
-    isolated = False
 
     def _argv(self, script: str, timeout: float) -> list[str]:
         return [*_drop_privileges_argv(), "bash", "-c", script]

@@ -30,7 +30,7 @@ from agentgym.cache import cache_root, cached_folder
 from agentgym.errors import InvalidOptionError, TaskNotFoundError
 from environments.swe.mutations import Mutation, mutations
 from environments.swe.sandbox import SANDBOX_UID, Sandbox
-from environments.swe.workspace import freeze, link_copy
+from environments.swe.workspace import freeze
 
 LIBRARIES_DIR = Path(__file__).parent / "libraries"
 EMBEDDED = tuple(sorted(p.name for p in LIBRARIES_DIR.iterdir() if p.is_dir()))
@@ -303,12 +303,6 @@ def ensure_task_set(sources: list[str], per_source: int, runner_factory: Callabl
         cached_folder(folder, build)
         tasks += [SWETask.load(f) for f in sorted(folder.iterdir()) if (f / "task.json").exists()]
     return tasks
-
-
-def workspace_for(task: SWETask, dest: Path, owner: int | None) -> Path:
-    """A fresh workspace for ``task`` (hard links to its frozen repository)."""
-    link_copy(task.repo_dir, dest, owner)
-    return dest
 
 
 # ---------------------------------------------------------------------------- SWE-bench
