@@ -27,7 +27,11 @@ limits, and the standard ``info`` keys.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import queue
+import threading
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, SupportsFloat
 
@@ -87,6 +91,12 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
     """The turn channels whose sum is ``step``'s scalar reward (plus ``_final_reward`` at the
     end); every channel is recorded either way."""
     reset_options: ClassVar[frozenset[str]] = frozenset({"task_id", "split"})
+    step_timeout: float | None = 600.0
+    """Seconds one step may take; a step still running then ends the episode (truncated, with
+    ``info["error"]``) and the env drops its engine (``_abandon``) for a fresh one at the next
+    reset. ``None`` runs steps in the caller's thread with no bound. Set per env with
+    ``make(ID, step_timeout=...)``. An engine stuck in C code that holds the GIL cannot be
+    preempted from a thread: run such envs in ``EnvPool`` worker processes."""
 
     def __init__(
         self,
@@ -112,6 +122,7 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
         self._invalid_streak = 0
         self._last_action: str | None = None
         self._last_observation = ""
+        self._worker: _StepWorker | None = None
 
     # ------------------------------------------------------------------ the contract
     def reset(
@@ -136,6 +147,8 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
         self._ensure_open()
         options = dict(options or {})
         check_options(options, self.reset_options, "reset option")
+        if seed is not None and (type(seed) is not int or seed < 0):
+            raise InvalidOptionError(f"seed must be a non-negative integer or None, got {seed!r}.")
         super().reset(seed=seed)
         self.reset_seed = seed
         observation, self.task_id = self._load_task(options)
@@ -169,8 +182,11 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
         """
         self._ensure_running()
         self.turn += 1
-        parsed = self.protocol.parse(action)
-        transition = self._apply_parsed(parsed)
+        parsed = self._parse(action)
+        try:
+            transition = self._apply_parsed(parsed)
+        except _StepHung as hung:
+            return self._end_hung(parsed, hung)
         truncated = not transition.terminated and self._hit_limits(parsed.ok)
         reward = sum(transition.channels[name] for name in self.reward_channels)
         info = {
@@ -211,6 +227,9 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
         if self.state is not EnvState.CLOSED:
             self._release()
             self.state = EnvState.CLOSED
+            if self._worker is not None:
+                self._worker.stop()
+                self._worker = None
 
     def __enter__(self) -> AgentEnv:
         return self
@@ -258,6 +277,13 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
     def _release(self) -> None:
         """Free engine resources (called once by ``close``)."""
 
+    def _refuse(self, command: str | ToolCall) -> str | None:
+        """Why the engine must not see a parsed command (answered as an invalid action)."""
+        return None
+
+    def _abandon(self) -> None:  # noqa: B027 - a hook; envs without an engine need none
+        """Forget an engine whose step hung (without waiting on it); reset makes a new one."""
+
     # ------------------------------------------------------------------ helpers for hooks
     splits: ClassVar[tuple[str, ...]] = ("train", "test")
 
@@ -282,12 +308,60 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
             self.invalid_actions += 1
             zeros = dict.fromkeys(self.turn_channels, 0.0)
             return Transition(observation=parsed.error or "Invalid action.", channels=zeros)
-        self._invalid_streak = 0
         assert parsed.value is not None
-        transition = self._apply(parsed.value)
+        self._invalid_streak = 0
+        try:
+            transition = self._apply_bounded(parsed.value)
+        except _StepHung:
+            raise
+        except Exception as exc:  # noqa: BLE001 - step() answers, whatever the engine does
+            warnings.warn(f"{type(self).__name__}: the engine raised on "
+                          f"{parsed.text[:80]!r}: {exc!r}", stacklevel=3)
+            zeros = dict.fromkeys(self.turn_channels, 0.0)
+            return Transition(observation="The environment could not carry out this action "
+                                          f"({type(exc).__name__}: {str(exc)[:300]}).",
+                              channels=zeros, info={"env_error": type(exc).__name__})
         transition.channels = {**dict.fromkeys(self.turn_channels, 0.0),
                                **transition.channels, "format": 1.0}
         return transition
+
+    def _parse(self, action: object) -> ParsedAction:
+        """The protocol's parse, then the env's own refusals (as invalid actions)."""
+        parsed = self.protocol.parse(action)
+        refusal = self._refuse(parsed.value) if parsed.ok and parsed.value is not None else None
+        if refusal:
+            return dataclasses.replace(self.protocol.invalid(refusal), thought=parsed.thought)
+        return parsed
+
+    def _apply_bounded(self, command: str | ToolCall) -> Transition:
+        """``_apply`` in the env's worker thread, waiting at most ``step_timeout``."""
+        if self.step_timeout is None:
+            return self._apply(command)
+        if self._worker is None:
+            self._worker = _StepWorker()
+        try:
+            return self._worker.call(self._apply, command, self.step_timeout)
+        except TimeoutError:
+            self._worker.stop()  # its thread may never come back: leave it behind
+            self._worker = None
+            self._abandon()
+            raise _StepHung(self.step_timeout) from None
+
+    def _end_hung(self, parsed: ParsedAction, hung: _StepHung) -> tuple:
+        """The step that never returned ends the episode; the engine is not asked again."""
+        self.state = EnvState.DONE
+        message = (f"The environment did not answer within {hung.seconds:g} s; the episode "
+                   "was stopped and the engine replaced.")
+        zeros = dict.fromkeys(self.turn_channels, 0.0)
+        outcome = dict.fromkeys(self.outcome_channels, 0.0)
+        info = {"task_id": self.task_id, "action_valid": parsed.ok,
+                "parsed_action": parsed.text if parsed.ok else None, "thought": parsed.thought,
+                "reward_channels": zeros, "outcome_channels": outcome, "success": False,
+                "error": {"type": "StepTimeout", "message": message},
+                "admissible_actions": [], "tools": [], "state_key": None,
+                "expert_action": None}
+        self._last_action, self._last_observation = parsed.text, message
+        return message, 0.0, False, True, info
 
     def _hit_limits(self, valid: bool) -> bool:
         if self.max_turns is not None and self.turn >= self.max_turns:
@@ -318,3 +392,45 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
                 f"The episode of task {self.task_id!r} is over (terminated or truncated); "
                 "call reset() to start a new one."
             )
+
+
+class _StepHung(Exception):
+    """A step ran past ``step_timeout`` (internal: ``step`` turns it into a truncation)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"step ran past {seconds:g} s")
+        self.seconds = seconds
+
+
+class _StepWorker:
+    """One daemon thread that runs an env's steps, so that a hung step can be waited on.
+
+    A daemon thread does not keep the interpreter alive, so a step that never returns is
+    simply left behind.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._serve, daemon=True, name="agentgym-step").start()
+
+    def call(self, function: Any, argument: Any, timeout: float) -> Any:
+        done: queue.SimpleQueue = queue.SimpleQueue()
+        self._jobs.put((function, argument, done))
+        try:
+            ok, value = done.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError from None
+        if ok:
+            return value
+        raise value
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            function, argument, done = job
+            try:
+                done.put((True, function(argument)))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                done.put((False, exc))

@@ -7,7 +7,6 @@ it is opened. ``refresh()`` picks up lines a running rollout appended (``--follo
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +97,7 @@ class EpisodeIndex:
     def _summarize(self, i: int) -> Summary:
         try:
             episode = self.episode(i)
-        except (json.JSONDecodeError, RecordError, UnicodeDecodeError) as exc:
+        except (RecordError, UnicodeDecodeError) as exc:
             return Summary(line=self.line_numbers[i], error=str(exc)[:200])
         failed = next((t.index for t in episode.turns if not t.action_valid), None)
         return Summary(
@@ -113,7 +112,7 @@ class EpisodeIndex:
 
     def episode(self, i: int) -> Episode:
         """Episode ``i``, parsed in full."""
-        return Episode.from_dict(json.loads(self.raw(i)))
+        return Episode.from_json(self.raw(i))
 
     def summaries(self) -> list[Summary]:
         """Every row (parses what is not parsed yet: for sorting and filtering)."""

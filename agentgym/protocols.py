@@ -254,16 +254,18 @@ class ToolCallProtocol(ActionProtocol):
         if isinstance(arguments, str):  # OpenAI servers send arguments as a JSON string
             try:
                 arguments = json.loads(arguments)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):
                 return self.invalid("the tool call's arguments are not valid JSON.")
+        if not isinstance(name, str):
+            return self.invalid(f"the tool name must be a string, got a {type(name).__name__}.")
         if name not in self._by_name:
-            return self.invalid(f"unknown tool {name!r}.")
+            return self.invalid(f"unknown tool {name[:100]!r}; tools: {', '.join(self._by_name)}.")
         if not isinstance(arguments, dict):
             return self.invalid("the tool call's arguments must be a JSON object.")
         problem = self._check_arguments(self._by_name[name], arguments)
         if problem:
             return self.invalid(problem)
-        return ParsedAction(ok=True, value=ToolCall(name, arguments))
+        return ParsedAction(ok=True, value=ToolCall(name, _clean_strings(arguments)))
 
     @staticmethod
     def _check_arguments(tool: dict[str, Any], arguments: dict[str, Any]) -> str | None:
@@ -272,13 +274,42 @@ class ToolCallProtocol(ActionProtocol):
         missing = [p for p in params.get("required", []) if p not in arguments]
         if missing:
             return f"tool {tool['name']!r} needs the argument(s) {', '.join(missing)}."
-        extra = [a for a in arguments if properties and a not in properties]
+        extra = [str(a)[:40] for a in arguments if properties and a not in properties]
         if extra:
             return (
                 f"tool {tool['name']!r} has no argument(s) {', '.join(extra)}; "
                 f"it takes {', '.join(properties)}."
             )
+        for key, value in arguments.items():
+            wanted = properties.get(key, {}).get("type")
+            if wanted in _SCHEMA_TYPES and not _is_schema_type(value, wanted):
+                return (f"argument {key!r} of tool {tool['name']!r} must be a {wanted}, "
+                        f"got a {type(value).__name__}.")
         return None
+
+
+_SCHEMA_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
+    "object": (dict,), "array": (list,),
+}
+
+
+def _is_schema_type(value: object, wanted: str) -> bool:
+    """Whether a JSON value has a JSON-schema primitive type (``true`` is not an integer)."""
+    if isinstance(value, bool) and wanted != "boolean":
+        return False
+    return isinstance(value, _SCHEMA_TYPES[wanted])
+
+
+def _clean_strings(value: Any) -> Any:
+    """Every string inside a tool call's arguments as :func:`clean_text` leaves it."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(k): _clean_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean_strings(v) for v in value]
+    return value
 
 
 ACT_TOOL: dict[str, Any] = {

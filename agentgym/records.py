@@ -7,6 +7,7 @@ nothing else of an env, so they are plain data: JSON types only, versioned by
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, fields
@@ -113,35 +114,75 @@ class Episode:
         return asdict(self)
 
     @classmethod
+    def from_json(cls, line: str) -> Episode:
+        """Parse one JSONL line; any malformed content is a :class:`RecordError`.
+
+        A crafted line (huge numbers, deep nesting, wrong field types) is refused here, so
+        readers skip it instead of failing later on a field of the wrong type.
+        """
+        try:
+            data = json.loads(line)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+            raise RecordError(f"not valid JSON ({str(exc)[:120]})") from None
+        return cls.from_dict(data)
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Episode:
         """Rebuild an episode from :meth:`to_dict` output.
 
         Raises:
-            RecordError: if required fields are missing, unknown, or of a newer schema.
+            RecordError: if fields are missing, unknown, of the wrong type, or of a newer
+                schema.
         """
         if not isinstance(data, dict):
             raise RecordError(f"Expected an episode object, got {type(data).__name__}.")
         version = data.get("schema_version")
-        if version is None or version > SCHEMA_VERSION:
+        if type(version) is not int or version > SCHEMA_VERSION:
             raise RecordError(
-                f"Episode schema_version {version!r} is not supported (this agentgym reads up "
-                f"to {SCHEMA_VERSION}); upgrade agentgym to read this file."
+                f"Episode schema_version {str(version)[:40]!r} is not supported (this agentgym "
+                f"reads integer versions up to {SCHEMA_VERSION}); upgrade agentgym to read "
+                "this file."
             )
         data = dict(data)
-        try:
-            data["turns"] = [_build(Turn, t) for t in data.get("turns", [])]
-            data["outcome"] = _build(Outcome, data.get("outcome", {}))
-            return _build(cls, data)
-        except TypeError as exc:
-            raise RecordError(f"Malformed episode record: {exc}") from exc
+        turns = data.get("turns", [])
+        if not isinstance(turns, list):
+            raise RecordError(f"Episode field 'turns' must be a list, got {type(turns).__name__}.")
+        data["turns"] = [_build(Turn, t) for t in turns]
+        data["outcome"] = _build(Outcome, data.get("outcome", {}))
+        return _build(cls, data)
 
 
-def _build(kind: type, data: dict[str, Any]) -> Any:
-    names = {f.name for f in fields(kind)}
-    unknown = set(data) - names
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "None": (type(None),),
+    "dict": (dict,), "list": (list,), "Turn": (Turn,), "Outcome": (Outcome,),
+}
+
+
+def _allowed(annotation: str) -> tuple[type, ...]:
+    """The Python types a field annotation such as ``dict[str, float] | None`` admits."""
+    kinds: tuple[type, ...] = ()
+    for part in annotation.split("|"):
+        kinds += _JSON_TYPES[part.strip().split("[")[0]]
+    return kinds
+
+
+def _build(kind: type, data: Any) -> Any:
+    if not isinstance(data, dict):
+        raise RecordError(f"{kind.__name__} record must be an object, got {type(data).__name__}.")
+    known = {f.name: f for f in fields(kind)}
+    unknown = set(data) - set(known)
     if unknown:
         raise RecordError(
-            f"{kind.__name__} record has unknown field(s) {sorted(unknown)}; "
-            f"known: {sorted(names)}."
+            f"{kind.__name__} record has unknown field(s) {sorted(unknown)[:10]}; "
+            f"known: {sorted(known)}."
         )
-    return kind(**data)
+    for name, value in data.items():
+        allowed = _allowed(str(known[name].type))
+        # bool is an int in Python, but a JSON true is not a turn index
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            raise RecordError(f"{kind.__name__} field {name!r} must be {known[name].type}, "
+                              f"got {type(value).__name__}.")
+    try:
+        return kind(**data)
+    except TypeError as exc:
+        raise RecordError(f"Malformed {kind.__name__} record: {exc}") from None

@@ -15,7 +15,9 @@ from typing import Any
 
 import gymnasium
 
-from agentgym.errors import UnknownEnvError, check_options, did_you_mean
+from agentgym.errors import InvalidOptionError, UnknownEnvError, check_options, did_you_mean
+
+_DEFAULT = object()  # make(): the env class's own step_timeout
 
 
 @dataclass(frozen=True)
@@ -105,12 +107,14 @@ def spec(env_id: str) -> EnvSpec:
     return _REGISTRY[env_id]
 
 
-def make(env_id: str, **kwargs: Any) -> Any:
+def make(env_id: str, *, step_timeout: float | None | object = _DEFAULT, **kwargs: Any) -> Any:
     """Build a registered env, e.g. ``make("TextWorld-v0", preset="easy")``.
 
     Args:
         env_id: A registered id (``agentgym.list_envs()`` lists them), or
             ``"remote:http://host:port/ID"`` for an env served by ``agentgym serve``.
+        step_timeout: Seconds one step may take before the episode is stopped and the
+            engine replaced (see ``AgentEnv.step_timeout``; ``None``: unbounded).
         **kwargs: Passed to the env's constructor, over the spec's defaults.
 
     Raises:
@@ -126,7 +130,14 @@ def make(env_id: str, **kwargs: Any) -> Any:
     params = inspect.signature(factory).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         check_options(kwargs, [n for n in params if n != "self"], f"argument of {env_spec.id}")
-    return factory(**{**env_spec.kwargs, **kwargs})
+    env = factory(**{**env_spec.kwargs, **kwargs})
+    if step_timeout is not _DEFAULT:
+        if step_timeout is not None and not (isinstance(step_timeout, (int, float))
+                                             and step_timeout > 0):
+            raise InvalidOptionError(f"step_timeout must be a positive number of seconds or "
+                                     f"None, got {step_timeout!r}.")
+        env.unwrapped.step_timeout = step_timeout
+    return env
 
 
 def list_envs() -> dict[str, str]:

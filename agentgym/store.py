@@ -96,8 +96,8 @@ def iter_episodes(
             if not line.strip():
                 continue
             try:
-                yield Episode.from_dict(json.loads(line))
-            except (json.JSONDecodeError, RecordError) as exc:
+                episode = Episode.from_json(line)
+            except RecordError as exc:
                 bad = CorruptLine(str(path), number, str(exc))
                 warnings.warn(
                     f"{bad.path}:{bad.line}: skipped an unreadable episode line ({bad.reason})",
@@ -106,6 +106,8 @@ def iter_episodes(
                 )
                 if corrupt is not None:
                     corrupt.append(bad)
+                continue
+            yield episode
 
 
 def read_episodes(path: str | os.PathLike[str]) -> list[Episode]:

@@ -321,8 +321,8 @@ def test_swe_bench_instances_run_in_their_own_image(tmp_path):
     instances.write_text(json.dumps(record) + "\n")
     try:
         with agentgym.make("SWE-v0", sandbox="docker", instances=instances,
-                           instance_image=image, test_command="python3 -m pytest -rA -q "
-                           "-p no:cacheprovider tests") as env:
+                           instance_image=image, test_python="python3",
+                           test_args="tests") as env:
             obs, info = env.reset(options={"task_id": "local__demo-1"})
             assert "/testbed" in obs
             obs, *_ = bash(env, "pwd; ls")

@@ -13,23 +13,18 @@ from typing import Any, ClassVar
 from agentgym.core import AgentEnv, Transition
 from agentgym.errors import InvalidOptionError, TaskNotFoundError
 from agentgym.protocols import ToolCall, ToolCallProtocol
-from environments.swe import patches, workspace
+from environments.swe import grading, patches, workspace
 from environments.swe.sandbox import WORKDIR, Limits, make_sandbox
 from environments.swe.tasks import (
     EMBEDDED,
-    TEST_COMMAND,
     SWETask,
     ensure_task_set,
     load_instances,
     materialize,
     sandbox_runner,
-    test_results,
 )
 from environments.swe.tools import FILE_TOOL, TOOLS, expert_calls, file_tool_stdin
 from rewards.patch import patch_similarity
-
-INSTANCE_TEST_COMMAND = "python -m pytest -rA --tb=short -q -p no:cacheprovider"
-"""How a SWE-bench instance's test files are run (its image's ``python``); the files follow."""
 
 DEFAULT_REWARD: dict[str, Any] = {
     "type": "gated", "high": "resolved", "threshold": 1.0,
@@ -68,7 +63,8 @@ class SWEEnv(AgentEnv):
             synthesized tasks; each instance runs in its own docker image.
         instance_image: The image of an instance, formatted with its record's fields.
         repo_path: Where the repository is inside an instance's image (SWE-bench: /testbed).
-        test_command: How an instance's test files run (they are appended).
+        test_python: The interpreter an instance's image runs its tests with.
+        test_args: pytest arguments for an instance (the test files it touches follow).
         render_mode: ``None`` or ``"ansi"``.
     """
 
@@ -100,7 +96,8 @@ class SWEEnv(AgentEnv):
         instances: str | Path | None = None,
         instance_image: str = "sweb.eval.x86_64.{instance_id}",
         repo_path: str = "/testbed",
-        test_command: str = INSTANCE_TEST_COMMAND,
+        test_python: str = "python",
+        test_args: str = "",
         render_mode: str | None = None,
     ) -> None:
         super().__init__(protocol=ToolCallProtocol(TOOLS), max_turns=max_turns,
@@ -110,7 +107,7 @@ class SWEEnv(AgentEnv):
         self.split = self.check_split(split)
         self.sandbox = make_sandbox(sandbox, allow_unsandboxed=allow_unsandboxed, limits=limits)
         self.test_timeout = test_timeout
-        self.repo_path, self.test_command = repo_path, test_command
+        self.repo_path, self.test_python, self.test_args = repo_path, test_python, test_args
         if instances is not None:
             if self.sandbox.kind != "docker":
                 raise InvalidOptionError("SWE-bench instances run in their own docker images; "
@@ -130,6 +127,7 @@ class SWEEnv(AgentEnv):
         self._task: SWETask | None = None
         self._outcome_cache: dict[str, float] | None = None
         self._submitted = False
+        self._dropped = ""
 
     # ------------------------------------------------------------------ tasks
     def split_tasks(self, split: str) -> list[SWETask]:
@@ -159,13 +157,18 @@ class SWEEnv(AgentEnv):
             materialize(task, self.repo_path)
             where = self.repo_path
         workspace.link_copy(task.repo_dir, self._workspace, self.sandbox.owner())
-        if task.image:
-            self.sandbox.start(self._workspace, image=task.image, mount=where)
-        else:
-            self.sandbox.start(self._workspace)
+        self._start_sandbox(self._workspace)
         observation = (f"{task.problem_statement}\n\nThe repository is your working "
                        f"directory ({where}). Its tests run with `python3 -m pytest`.")
         return observation, self._task.instance_id
+
+    def _start_sandbox(self, folder: Path) -> None:
+        task = self._task
+        assert task is not None
+        if task.image:  # a SWE-bench instance: its own image, its repository where it was
+            self.sandbox.start(folder, image=task.image, mount=self.repo_path)
+        else:
+            self.sandbox.start(folder)
 
     def _apply(self, call: Any) -> Transition:
         assert isinstance(call, ToolCall)
@@ -174,7 +177,8 @@ class SWEEnv(AgentEnv):
             outcome = self._outcome()
             verdict = "resolved" if outcome["resolved"] else "not resolved"
             return Transition(observation=f"Submitted; the tests ran: {verdict} "
-                                          f"({outcome['tests']:.0%} of the failing tests pass).",
+                                          f"({outcome['tests']:.0%} of the failing tests pass)."
+                                          + (f" {self._dropped}" if self._dropped else ""),
                               channels={"tool_valid": 1.0}, terminated=True)
         if call.name == "bash":
             result = self.sandbox.run(str(call.arguments["command"]))
@@ -203,34 +207,33 @@ class SWEEnv(AgentEnv):
         return self._outcome_cache
 
     def _grade(self) -> dict[str, float]:
-        """Run the project's tests on the agent's code with the original test files."""
+        """Test the agent's source change in a fresh copy and a fresh sandbox (``grading``)."""
         task = self._task
         assert task is not None
-        patch = self._diff()
-        workspace.relink(task.repo_dir, self._workspace, task.test_files)
-        command = TEST_COMMAND
+        change = grading.agent_change(task.repo_dir, self._workspace, task.test_files)
+        tree = self._root / "graded"
+        grading.build_tree(task.repo_dir, tree, change, self.sandbox.owner())
+        patch = workspace.diff(task.repo_dir, tree)
+        python, args = "python3", ""
         if task.image:  # SWE-bench: add the instance's tests, run the files they touch
-            self._write_patched(task.extra["test_patch"])
-            command = f"{self.test_command} {' '.join(task.test_files)}"
-        output = self.sandbox.run(command, timeout=self.test_timeout).output
-        results = test_results(output)
+            for path, text in self._patched(task.extra["test_patch"]).items():
+                grading.write_file(tree, path, text.encode())
+            python, args = self.test_python, f"{self.test_args} {' '.join(task.test_files)}"
+        command, marker = grading.test_command(args, python)
+        self.sandbox.close()  # nothing the episode started survives into grading
+        self._start_sandbox(tree)
+        results = grading.read_report(
+            self.sandbox.run(command, timeout=self.test_timeout).output, marker)
+        self._dropped = change.summary()
         fixed = sum(results.get(t, False) for t in task.fail_to_pass) / len(task.fail_to_pass)
         kept = all(results.get(t, False) for t in task.pass_to_pass)
         return {"resolved": float(fixed == 1.0 and kept), "tests": fixed if kept else 0.0,
-                "submitted": float(self._submitted), "modified": float(bool(patch)),
+                "submitted": float(self._submitted),
+                "modified": float(bool(change.files or change.dropped)),
                 "patch_similarity": patch_similarity(split_patch(patch), split_patch(task.patch))}
 
     def _final_reward(self, outcome: dict[str, float]) -> float:
         return outcome["resolved"]
-
-    def _write_patched(self, diff: str) -> None:
-        """Apply a diff to the workspace from the host (replacing files, never writing through)."""
-        for path, text in self._patched(diff).items():
-            target = self._workspace / path
-            if target.is_symlink() or target.exists():
-                target.unlink()
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
 
     def _patched(self, diff: str) -> dict[str, str]:
         """The repository's files a diff touches, as the diff leaves them."""

@@ -144,6 +144,21 @@ class TextWorldEnv(AgentEnv):
             text += "\n\nAdmissible commands: " + ", ".join(self._gs["admissible_commands"])
         return text
 
+    def _refuse(self, command: Any) -> str | None:
+        # the Z-machine interpreter inside the engine reads a leading backslash as one of its
+        # own meta-commands (some never return, some print without end), and it only takes
+        # plain ASCII text
+        if "\\" in command:
+            return ("a backslash starts an interpreter meta-command, which the game does not "
+                    "take; write plain words such as 'open door'.")
+        if not command.isascii() or not command.isprintable():
+            return ("game commands are plain ASCII words (letters, digits, spaces and "
+                    "punctuation), such as 'take key'.")
+        return None
+
+    def _abandon(self) -> None:
+        self._engine, self._engine_path = None, None
+
     def _apply(self, command: Any) -> Transition:
         before = self._gs["score"]
         self._gs, _, done = self._engine.step(command)

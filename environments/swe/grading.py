@@ -1,0 +1,231 @@
+"""Grading that trusts nothing the agent wrote except its source change.
+
+At submission the agent's change is read from its workspace (on the host, never following a
+link), and every change the tests could be steered by is dropped: test files, anything that
+configures or extends the test runner or the interpreter, bytecode, links, and new modules
+that shadow the standard library or the test runner. What is left is written into a fresh
+copy of the frozen repository, which is tested in a fresh sandbox (no process of the episode
+is alive) with plugin autoloading and bytecode off and an isolated interpreter. The results
+come from a report our own pytest plugin writes, not from what the tests print.
+
+What this cannot stop: the agent's source code runs inside the test process, so a source
+change may tamper with pytest from within. Added lines that name the test machinery are
+dropped for that reason (:data:`TAMPERING`); a determined agent could still hide such code,
+which is why ``agentgym probe`` keeps trying.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import stat
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from environments.swe.workspace import MAX_DIFF_FILE, SKIP_DIRS, link_copy
+
+RUNNER_CONFIG = frozenset({
+    "conftest.py", "pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml", "setup.py",
+    "noxfile.py", "sitecustomize.py", "usercustomize.py", ".coveragerc",
+})
+"""File names that configure or extend the test runner or the interpreter."""
+TEST_DIRS = frozenset({"tests", "test", "testing"})
+RUNNER_MODULES = frozenset({"pytest", "_pytest", "pluggy", "py", "iniconfig", "packaging",
+                            "unittest", "nose", "hypothesis", "xdist", "coverage"})
+SHADOWED = RUNNER_MODULES | frozenset(sys.stdlib_module_names)
+"""Top-level module names a new file may not take."""
+TAMPERING = re.compile(
+    r"\b(_?pytest|pluggy|conftest|junit|sys\.modules|builtins|__builtins__|settrace|"
+    r"setprofile|atexit|os\._exit|faulthandler)\b")
+"""Names an added source line may not mention: the test machinery and process exits."""
+
+
+@dataclass
+class Change:
+    """The agent's change, split into what grading applies and what it drops (with why)."""
+
+    files: dict[str, bytes | None] = field(default_factory=dict)  # None: deleted
+    dropped: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One line naming the dropped paths, for the submission's observation."""
+        if not self.dropped:
+            return ""
+        shown = ", ".join(f"{path} ({why})" for path, why in list(self.dropped.items())[:6])
+        more = len(self.dropped) - 6
+        return f"Not graded: {shown}" + (f" and {more} more" if more > 0 else "") + "."
+
+
+def agent_change(repo: Path, workspace: Path, test_files: list[str]) -> Change:
+    """Every path the workspace changed against the frozen repository, sorted into kept/dropped."""
+    before, after = _entries(repo), _entries(workspace)
+    change = Change()
+    for rel in sorted(set(before) | set(after)):
+        old, new = before.get(rel), after.get(rel)
+        if old is not None and new is not None and old.st_ino == new.st_ino:
+            continue  # still the hard link: unchanged
+        why = _protected(rel, existed=old is not None, test_files=test_files)
+        if why is None and new is not None:
+            why = _not_source(new)
+        if why is None and new is not None:
+            content = _read_regular(workspace / rel)
+            why = "too large" if content is None else _tampers(content, repo / rel, old)
+            if why is None:
+                change.files[rel] = content
+        elif why is None:
+            change.files[rel] = None
+        if why is not None:
+            change.dropped[_display(rel)] = why
+    return change
+
+
+def _entries(root: Path) -> dict[str, os.stat_result]:
+    """Every file, link and special file under ``root`` (folders not followed if linked)."""
+    found = {}
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in SKIP_DIRS or (Path(folder) / d).is_symlink()]
+        for name in files + [d for d in dirs if (Path(folder) / d).is_symlink()]:
+            path = Path(folder) / name
+            found[str(path.relative_to(root))] = path.lstat()
+        dirs[:] = [d for d in dirs if not (Path(folder) / d).is_symlink()]
+    return found
+
+
+def _protected(rel: str, existed: bool, test_files: list[str]) -> str | None:
+    """Why a path may not be changed by the agent, or None."""
+    parts = Path(rel).parts
+    name = parts[-1]
+    if rel in test_files or parts[0] in TEST_DIRS or name.startswith("test_") \
+            or name.endswith("_test.py"):
+        return "a test file"
+    if name in RUNNER_CONFIG or name.endswith(".pth"):
+        return "configures the test runner or interpreter"
+    if "__pycache__" in parts or name.endswith((".pyc", ".pyo")):
+        return "bytecode"
+    if not existed and Path(parts[0]).stem in SHADOWED:
+        return f"shadows the module {Path(parts[0]).stem!r}"
+    return None
+
+
+def _not_source(info: os.stat_result) -> str | None:
+    if stat.S_ISLNK(info.st_mode):
+        return "a symbolic link"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    return None
+
+
+def _read_regular(path: Path) -> bytes | None:
+    """A regular file's bytes, opened without following links; None above the size limit."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(descriptor, "rb") as handle:
+        data = handle.read(MAX_DIFF_FILE + 1)
+    return None if len(data) > MAX_DIFF_FILE else data
+
+
+def _tampers(content: bytes, original: Path, existed: os.stat_result | None) -> str | None:
+    """Whether lines the agent added name the test machinery (see :data:`TAMPERING`)."""
+    old = set(original.read_bytes().splitlines()) if existed is not None else set()
+    for line in content.splitlines():
+        if line not in old and TAMPERING.search(line.decode("utf-8", "replace")):
+            return "its added lines reach into the test runner"
+    return None
+
+
+def _display(rel: str) -> str:
+    """A path as printable text, whatever bytes its name holds."""
+    return os.fsencode(rel).decode("utf-8", "replace")
+
+
+def build_tree(repo: Path, dest: Path, change: Change, owner: int | None) -> None:
+    """A fresh copy of the frozen repository with the kept change written into it."""
+    link_copy(repo, dest, owner)
+    for rel, content in change.files.items():
+        write_file(dest, rel, content)
+
+
+def write_file(root: Path, rel: str, content: bytes | None) -> None:
+    """Write (or delete, for None) ``root/rel`` from the host without following any link.
+
+    Every folder on the way must be a real folder under ``root``; the file is replaced (a new
+    inode), never written through.
+    """
+    parts = Path(rel).parts
+    if not parts or ".." in parts or Path(rel).is_absolute():
+        raise ValueError(f"not a relative path inside the tree: {rel!r}")
+    folder = root
+    for part in parts[:-1]:
+        folder = folder / part
+        try:
+            info = folder.lstat()
+        except FileNotFoundError:
+            folder.mkdir()
+            continue
+        if not stat.S_ISDIR(info.st_mode):
+            raise ValueError(f"{folder} is not a real folder")
+    target = folder / parts[-1]
+    try:
+        if not stat.S_ISDIR(target.lstat().st_mode):
+            target.unlink()
+    except FileNotFoundError:
+        pass
+    if content is not None:
+        descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(content)
+
+
+# pytest runs with our reporter as a plugin object: each test's result goes to a JSON file
+# under a name the tests cannot guess; nothing the tests print is read
+_RUNNER = """
+import json, sys
+import pytest
+class Report:
+    def __init__(self):
+        self.results = {}
+    def pytest_runtest_logreport(self, report):
+        if report.failed:
+            self.results[report.nodeid] = False
+        elif report.when == "call" and report.nodeid not in self.results:
+            self.results[report.nodeid] = bool(report.passed)
+    def pytest_sessionfinish(self):
+        with open(sys.argv[1], "w") as out:
+            json.dump(self.results, out)
+sys.path.insert(0, "")
+pytest.main(sys.argv[2:], plugins=[Report()])
+"""
+
+
+def test_command(test_args: str = "", python: str = "python3") -> tuple[str, str]:
+    """``(command, marker)``: the command that runs the tests and prints only the report.
+
+    The report follows ``marker`` in the output. Plugin autoloading and bytecode are off and
+    the interpreter is isolated (``-I``: no environment variables, no user site); the working
+    folder goes on the path only after pytest itself is imported.
+    """
+    nonce = secrets.token_hex(8)
+    report = f"/tmp/agentgym-report-{nonce}.json"
+    marker = f"agentgym-report-{nonce}:"
+    runner = _RUNNER.replace("'", "'\\''")
+    command = (f"PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 {python} -I -B -c '{runner}' {report} "
+               f"-p no:cacheprovider -q {test_args} >/dev/null 2>&1; "
+               f"printf '%s' '{marker}'; cat {report} 2>/dev/null")
+    return command, marker
+
+
+def read_report(output: str, marker: str) -> dict[str, bool]:
+    """Test id -> passed, from the report after ``marker`` (empty if there is none)."""
+    import json
+
+    _, found, report = output.partition(marker)
+    if not found:
+        return {}
+    try:
+        results = json.loads(report)
+    except ValueError:
+        return {}
+    if not isinstance(results, dict):
+        return {}
+    return {str(k): v is True for k, v in results.items()}
