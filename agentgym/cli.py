@@ -176,6 +176,21 @@ def load_spec_argument(text: str) -> Any:
     return from_yaml(path.read_text() if path.is_file() else text)
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    """Play the env's reward-hacking probes and its honest expert; exit 1 if a probe wins."""
+    from rich.console import Console
+
+    from agentgym.probe import probe_table, run_probes, verdict
+
+    spec = load_spec_argument(args.spec) if args.spec else None
+    results = run_probes(args.env, tasks=args.tasks, env_kwargs=parse_env_args(args.env_arg),
+                         spec=spec)
+    title = f"Reward-hacking probes on {args.env} ({args.tasks} tasks"
+    Console().print(probe_table(results, title=title + (f", {spec!r})" if spec else ")")))
+    honest, *probes = results
+    return int(any(verdict(p, honest) != "held" for p in probes))
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     """Rates and per-channel statistics of a run; with --spec, the run re-scored."""
     from rich.console import Console
@@ -204,7 +219,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     print(f"serving {args.env} on http://{args.host}:{args.port}/{args.env}", flush=True)
     serve(args.env, parse_env_args(args.env_arg), args.host, args.port, args.max_sessions,
-          args.idle_timeout)
+          args.idle_timeout, args.token, args.max_request_bytes)
     return 0
 
 
@@ -326,6 +341,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a reward spec (YAML/JSON file or inline mapping) to re-score with")
     stats.set_defaults(fn=cmd_stats)
 
+    probe = sub.add_parser("probe", help="try known reward hacks on an env; compare with honest")
+    probe.add_argument("env")
+    probe.add_argument("--tasks", type=int, default=4, help="tasks each probe plays")
+    probe.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE")
+    probe.add_argument("--spec", default=None,
+                       help="a reward spec (YAML/JSON file or inline mapping) to score with")
+    probe.set_defaults(fn=cmd_probe)
+
     serve_env = sub.add_parser("serve", help="serve an env over HTTP (sessions)")
     serve_env.add_argument("env")
     serve_env.add_argument("--host", default="127.0.0.1")
@@ -333,6 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve_env.add_argument("--max-sessions", type=int, default=64)
     serve_env.add_argument("--idle-timeout", type=float, default=300.0,
                            help="seconds before an unused session is closed")
+    serve_env.add_argument("--token", default=None,
+                           help="require 'Authorization: Bearer TOKEN' (or set AGENTGYM_TOKEN);"
+                                " needed whenever --host is not loopback")
+    serve_env.add_argument("--max-request-bytes", type=int, default=8_000_000,
+                           help="larger request bodies get 413")
     serve_env.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE")
     serve_env.set_defaults(fn=cmd_serve)
 

@@ -139,7 +139,7 @@ class Episode:
         version = data.get("schema_version")
         if type(version) is not int or version > SCHEMA_VERSION:
             raise RecordError(
-                f"Episode schema_version {str(version)[:40]!r} is not supported (this agentgym "
+                f"Episode schema_version {repr(version)[:40]} is not supported (this agentgym "
                 f"reads integer versions up to {SCHEMA_VERSION}); upgrade agentgym to read "
                 "this file."
             )

@@ -6,6 +6,7 @@ from a local env. Errors the server raises come back as the same agentgym except
 
 from __future__ import annotations
 
+import os
 from typing import Any, SupportsFloat
 
 from agentgym import errors
@@ -34,9 +35,10 @@ class RemoteEnv(AgentEnv):
     Args:
         url: ``http://host:port/ENV_ID``.
         timeout: Seconds per request.
+        token: The server's bearer token (default: ``AGENTGYM_TOKEN``).
     """
 
-    def __init__(self, url: str, timeout: float = 60.0) -> None:
+    def __init__(self, url: str, timeout: float = 60.0, token: str | None = None) -> None:
         import httpx
 
         base, _, env_id = url.rstrip("/").rpartition("/")
@@ -45,7 +47,9 @@ class RemoteEnv(AgentEnv):
                 f"Expected a remote env URL like http://host:port/TextWorld-v0, got {url!r}.")
         super().__init__(protocol=RemoteProtocol(self))
         self.env_id = env_id
-        self._http = httpx.Client(base_url=base, timeout=timeout)
+        token = token or os.environ.get("AGENTGYM_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=base, timeout=timeout, headers=headers)
         served = self._http.get("/health").json().get("env_id")
         if served != env_id:
             self._http.close()

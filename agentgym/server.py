@@ -14,18 +14,28 @@ Endpoints (JSON):
 =========================================  ===============================================
 
 An env error comes back as 400 ``{"error": <class name>, "message"}`` (404 for an unknown
-session), and the client raises the same agentgym exception. Sessions idle longer than
-``idle_timeout`` are closed by a reaper thread, so clients that vanish leak nothing.
+session, 401 without the token, 413 for a body over ``max_request_bytes``, 429 when full),
+and the client raises the same agentgym exception. Sessions idle longer than
+``idle_timeout`` are closed by a reaper thread, so clients that vanish leak nothing; the
+reaper and shutdown never wait on a session whose step is still running.
+
+Binding to anything but loopback exposes every session to whoever reaches the port: they can
+open sessions up to the limit and step the env (for SWE-v0, run commands in its sandbox). Pass
+``token`` (``agentgym serve --token``, or ``AGENTGYM_TOKEN``) so that only clients sending
+``Authorization: Bearer <token>`` are served, and put TLS in front of it across networks.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' hints at runtime.
+import hmac
+import os
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentgym.errors import AgentGymError, MissingDependencyError
+from agentgym.errors import AgentGymError, InvalidOptionError, MissingDependencyError
+from agentgym.protocols import ToolCall
 
 
 @dataclass
@@ -56,6 +66,7 @@ class SessionStore:
         self.sessions: dict[str, Session] = {}
         self.lock = threading.Lock()
         self.counts = {"created": 0, "closed": 0, "reaped": 0, "steps": 0}
+        self._opening = 0
         self._stop = threading.Event()
         threading.Thread(target=self._reap_forever, daemon=True).start()
 
@@ -64,12 +75,17 @@ class SessionStore:
         from agentgym.registry import make
 
         self.reap()
-        with self.lock:
-            if len(self.sessions) >= self.max_sessions:
+        with self.lock:  # the slot is taken under the lock: concurrent opens cannot overshoot
+            if len(self.sessions) + self._opening >= self.max_sessions:
                 raise SessionLimit(f"The server holds its maximum of {self.max_sessions} "
                                    "sessions; close one (DELETE /sessions/ID) or wait for idle "
                                    f"ones to be reaped after {self.idle_timeout:.0f} s.")
-        env = make(self.env_id, **self.env_kwargs)
+            self._opening += 1
+        try:
+            env = make(self.env_id, **self.env_kwargs)
+        finally:
+            with self.lock:
+                self._opening -= 1
         sid = uuid.uuid4().hex
         with self.lock:
             self.sessions[sid] = Session(env)
@@ -93,8 +109,7 @@ class SessionStore:
             if session is not None:
                 self.counts[reason] += 1
         if session is not None:
-            with session.lock:
-                session.env.close()
+            _close_when_free(session)
 
     def reap(self) -> None:
         """Close every session idle longer than the timeout."""
@@ -115,6 +130,22 @@ class SessionStore:
             self.close(sid)
 
 
+def _close_when_free(session: Session) -> None:
+    """Close a session's env now, or (if a step still holds it) once that step returns."""
+    if session.lock.acquire(timeout=0.1):
+        try:
+            session.env.close()
+        finally:
+            session.lock.release()
+        return
+
+    def later() -> None:
+        with session.lock:
+            session.env.close()
+
+    threading.Thread(target=later, daemon=True).start()
+
+
 class SessionLimit(AgentGymError):
     """The server is full."""
 
@@ -123,9 +154,13 @@ class UnknownSession(AgentGymError):
     """No such session."""
 
 
+MAX_REQUEST_BYTES = 8_000_000
+
+
 def create_app(env_id: str, env_kwargs: dict | None = None, max_sessions: int = 64,
-               idle_timeout: float = 300.0) -> Any:
-    """The FastAPI app serving ``env_id``."""
+               idle_timeout: float = 300.0, token: str | None = None,
+               max_request_bytes: int = MAX_REQUEST_BYTES) -> Any:
+    """The FastAPI app serving ``env_id`` (``token``: required bearer token, if given)."""
     try:
         from fastapi import FastAPI, Request
         from fastapi.responses import JSONResponse
@@ -148,6 +183,8 @@ def create_app(env_id: str, env_kwargs: dict | None = None, max_sessions: int = 
 
     class EncodeBody(BaseModel):
         command: Any
+
+    app.add_middleware(_Guard, token=token, max_bytes=max_request_bytes)
 
     @app.exception_handler(AgentGymError)
     def agentgym_error(request: Request, exc: AgentGymError) -> JSONResponse:
@@ -177,7 +214,17 @@ def create_app(env_id: str, env_kwargs: dict | None = None, max_sessions: int = 
 
     @app.post("/sessions/{sid}/encode")
     def encode(sid: str, body: EncodeBody) -> dict:
-        return {"text": store.get(sid).env.protocol.encode(body.command)}
+        command = body.command
+        if isinstance(command, dict) and isinstance(command.get("name"), str) \
+                and isinstance(command.get("arguments", {}), dict):
+            command = ToolCall(command["name"], dict(command.get("arguments") or {}))
+        elif not isinstance(command, str):
+            raise InvalidOptionError("command must be a string or a tool call "
+                                     f"{{'name': str, 'arguments': object}}, got {command!r:.100}.")
+        try:
+            return {"text": store.get(sid).env.protocol.encode(command)}
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise InvalidOptionError(f"Cannot encode {str(command)[:100]!r}: {exc}") from None
 
     @app.delete("/sessions/{sid}")
     def close(sid: str) -> dict:
@@ -201,12 +248,63 @@ def create_app(env_id: str, env_kwargs: dict | None = None, max_sessions: int = 
     return app
 
 
+class _Guard:
+    """ASGI middleware: the bearer token, and a cap on request bodies (413 past it)."""
+
+    def __init__(self, app: Any, token: str | None, max_bytes: int) -> None:
+        self.app, self.token, self.max_bytes = app, token, max_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        if self.token and scope.get("path") != "/health":
+            given = headers.get(b"authorization", b"").decode("latin-1")
+            if not hmac.compare_digest(given, f"Bearer {self.token}"):
+                return await _reply(send, 401, "Unauthorized", "This server needs "
+                                    "'Authorization: Bearer <token>' (agentgym serve --token).")
+        length = headers.get(b"content-length", b"0")
+        if length.isdigit() and int(length) > self.max_bytes:
+            return await _reply(send, 413, "RequestTooLarge", self._too_large())
+        # read the body here, up to the cap, so that a chunked body cannot pass it either
+        messages, received = [], 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                return await _reply(send, 413, "RequestTooLarge", self._too_large())
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+
+        async def replay() -> dict:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    def _too_large(self) -> str:
+        return f"Request bodies are limited to {self.max_bytes:,} bytes."
+
+
+async def _reply(send: Any, status: int, error: str, message: str) -> None:
+    import json
+
+    body = json.dumps({"error": error, "message": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
 def serve(env_id: str, env_kwargs: dict | None = None, host: str = "127.0.0.1",
-          port: int = 8000, max_sessions: int = 64, idle_timeout: float = 300.0) -> None:
-    """Serve ``env_id`` until interrupted."""
+          port: int = 8000, max_sessions: int = 64, idle_timeout: float = 300.0,
+          token: str | None = None, max_request_bytes: int = MAX_REQUEST_BYTES) -> None:
+    """Serve ``env_id`` until interrupted (SIGTERM/SIGINT stop it within a few seconds)."""
     try:
         import uvicorn
     except ImportError as exc:
         raise MissingDependencyError("uvicorn", "serve") from exc
-    app = create_app(env_id, env_kwargs, max_sessions, idle_timeout)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    token = token or os.environ.get("AGENTGYM_TOKEN") or None
+    app = create_app(env_id, env_kwargs, max_sessions, idle_timeout, token, max_request_bytes)
+    # a step that never returns must not hold shutdown: in-flight requests get 3 s
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)

@@ -65,3 +65,32 @@ def test_newer_schema_and_unknown_fields_are_named():
         Episode.from_dict({**data, "colour": "red"})
     with pytest.raises(RecordError, match="Expected an episode object"):
         Episode.from_dict([1, 2])
+
+
+def test_crafted_lines_are_skipped_with_a_warning(tmp_path):
+    path = tmp_path / "crafted.jsonl"
+    good = json.dumps(make_episode(task="good").to_dict())
+    turn = {**make_episode().to_dict()["turns"][0], "reward": "lots"} \
+        if make_episode().turns else {"index": "x"}
+    crafted = [
+        '{"schema_version": "1"}',
+        '{"schema_version": 1, "env_id": "x", "task_id": "y", "seed": ' + "9" * 5000 + "}",
+        "[" * 100_000 + "]" * 100_000,
+        json.dumps({**make_episode().to_dict(), "turns": [turn]}),
+        json.dumps({**make_episode().to_dict(), "turns": "many"}),
+        json.dumps({**make_episode().to_dict(), "outcome": {"success": "yes"}}),
+        json.dumps({**make_episode().to_dict(), "metadata": [1, 2]}),
+        "null",
+    ]
+    path.write_text("\n".join([good, *crafted, good]) + "\n")
+    corrupt = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CorruptLineWarning)
+        loaded = list(iter_episodes(path, corrupt))
+    assert [e.task_id for e in loaded] == ["good", "good"]
+    assert [c.line for c in corrupt] == list(range(2, 2 + len(crafted)))
+    from agentgym.episode_index import EpisodeIndex
+
+    index = EpisodeIndex(path)
+    summaries = index.summaries()
+    assert [bool(s.error) for s in summaries] == [False, *[True] * len(crafted), False]

@@ -24,11 +24,15 @@ def start_server(*extra):
                              "--port", str(port), "--env-arg", "preset=easy", *extra],
                             env=os.environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
-    url = f"http://127.0.0.1:{port}"
+    return proc, healthy(proc, f"http://127.0.0.1:{port}")
+
+
+def healthy(proc: subprocess.Popen, url: str) -> str:
+    """``url`` once the server there answers ``/health`` (its output if it never does)."""
     for _ in range(300):
         try:
             if httpx.get(f"{url}/health").status_code == 200:
-                return proc, url
+                return url
         except httpx.TransportError:
             time.sleep(0.1)
     proc.kill()

@@ -17,6 +17,7 @@ import copy
 import importlib
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -87,27 +88,57 @@ def grammar_text() -> str:
 
 
 # ---------------------------------------------------------------------------- caches
+GAMES_CACHED = 32  # games whose translations stay in memory (a few MB each)
 _cache_lock = threading.Lock()
 _cache_users = 0
 _originals: dict[str, Any] = {}  # "module.attribute" -> the function our patch replaced
-_memos: list[dict] = []
+_memos: list[OrderedDict] = []
+_evictions = 0
 
 
-def _memoized(target: str, key: Callable[..., Any], copies: bool = False) -> Callable[..., Any]:
+def _memoized(target: str, key: Callable[..., Any], size: int,
+              copies: bool = False) -> Callable[..., Any]:
     """``target`` ("module.function") answering repeated calls with the same key from memory.
 
-    ``copies``: hand each caller a deep copy (for results the engine writes into).
+    The ``size`` most recently used results are kept (a long task stream would otherwise
+    hold every game it ever saw). ``copies``: hand each caller a deep copy (for results the
+    engine writes into).
     """
-    memo: dict[Any, Any] = {}
+    memo: OrderedDict[Any, Any] = OrderedDict()
     _memos.append(memo)
 
     def call(*args: Any, **kwargs: Any) -> Any:
         found = key(*args, **kwargs)
-        if found not in memo:
+        if found in memo:
+            memo.move_to_end(found)
+        else:
             memo[found] = _originals[target](*args, **kwargs)
+            if len(memo) > size:
+                memo.popitem(last=False)
+                _evicted()
         return copy.deepcopy(memo[found]) if copies else memo[found]
 
     return call
+
+
+def _evicted() -> None:
+    """Count an eviction; now and then hand freed memory back to the system."""
+    global _evictions
+    _evictions += 1
+    if _evictions % 64 == 0:
+        release_memory()
+
+
+def release_memory() -> None:
+    """Return the C heap's free pages to the system (glibc keeps them otherwise)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
 
 
 def _by_text(text: str, **kwargs: Any) -> tuple:
@@ -127,16 +158,17 @@ def _shallow_context(context: dict[str, Any]) -> dict[str, Any]:
 
 _PATCHES: dict[str, Callable[..., Any]] = {
     # Fast Downward's PDDL -> SAS translation: seconds per kitchen, on every reset
-    "fast_downward.pddl2sas": _memoized("fast_downward.pddl2sas", _by_task),
+    "fast_downward.pddl2sas": _memoized("fast_downward.pddl2sas", _by_task, GAMES_CACHED * 2),
     # the grammar file (parsed actions and rules are read-only to the engine)
     "textworld.envs.pddl.logic._parse_and_convert":
-        _memoized("textworld.envs.pddl.logic._parse_and_convert", _by_text),
+        _memoized("textworld.envs.pddl.logic._parse_and_convert", _by_text, GAMES_CACHED),
     # command templates (the engine writes a context into the symbols: each caller a copy)
     "textworld.envs.pddl.textgen._parse_and_convert":
-        _memoized("textworld.envs.pddl.textgen._parse_and_convert", _by_text, copies=True),
+        _memoized("textworld.envs.pddl.textgen._parse_and_convert", _by_text, 4096,
+                  copies=True),
     # the text generator's conditions ("holds(a:agent, o:object)"), read-only rules
     "textworld.logic._parse_and_convert":
-        _memoized("textworld.logic._parse_and_convert", _by_text),
+        _memoized("textworld.logic._parse_and_convert", _by_text, 4096),
     "textworld.envs.pddl.textgen.copy_context": _shallow_context,
 }
 
@@ -145,6 +177,7 @@ def clear_engine_caches() -> None:
     """Forget every memoized translation and parse (benchmarks measure cold starts with it)."""
     for memo in _memos:
         memo.clear()
+    release_memory()
 
 
 def _swap(target: str, replacement: Callable[..., Any]) -> Callable[..., Any]:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shlex
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
 from agentgym.core import AgentEnv, Transition
 from agentgym.errors import InvalidOptionError, TaskNotFoundError
 from agentgym.protocols import ToolCall, ToolCallProtocol
-from environments.swe import grading, patches, workspace
+from environments.swe import grading, orphans, patches, workspace
 from environments.swe.sandbox import WORKDIR, Limits, make_sandbox
 from environments.swe.tasks import (
     EMBEDDED,
@@ -121,13 +119,15 @@ class SWEEnv(AgentEnv):
                                                     limits=limits, quiet=True),
                                        timeout=test_timeout),
                 seed=seed, leak_test_names=leak_test_names)
-        self._root = Path(tempfile.mkdtemp(prefix="agentgym-swe-"))
-        self._root.chmod(0o711)  # the sandbox user must reach its workspace inside
+        orphans.reap_episode_roots()
+        self._root = orphans.episode_root()
         self._workspace = self._root / "workspace"
+        self.quota_problem = ""  # why there is no disk quota, if there is none
         self._task: SWETask | None = None
         self._outcome_cache: dict[str, float] | None = None
         self._submitted = False
         self._dropped = ""
+        self._fingerprint: workspace.Fingerprint | None = None
 
     # ------------------------------------------------------------------ tasks
     def split_tasks(self, split: str) -> list[SWETask]:
@@ -156,11 +156,19 @@ class SWEEnv(AgentEnv):
         if task.image:  # a SWE-bench instance: its own image, its repository where it was
             materialize(task, self.repo_path)
             where = self.repo_path
+        self._fresh_folder(self._workspace)
         workspace.link_copy(task.repo_dir, self._workspace, self.sandbox.owner())
         self._start_sandbox(self._workspace)
         observation = (f"{task.problem_statement}\n\nThe repository is your working "
                        f"directory ({where}). Its tests run with `python3 -m pytest`.")
         return observation, self._task.instance_id
+
+    def _fresh_folder(self, folder: Path) -> None:
+        """An empty folder for a copy of the task's repository, under a disk quota if we can."""
+        assert self._task is not None
+        self.sandbox.close()  # nothing may run in a folder while it is replaced
+        size = workspace.tree_mb(self._task.repo_dir) + self.sandbox.limits.disk_mb
+        self.quota_problem = workspace.mount_quota(folder, size)
 
     def _start_sandbox(self, folder: Path) -> None:
         task = self._task
@@ -188,18 +196,21 @@ class SWEEnv(AgentEnv):
                                       stdin=file_tool_stdin(call))
             ok = result.exit_code == 0
         observation = result.describe() if call.name == "bash" or not ok else result.output
+        if workspace.quota_full(self._workspace):
+            observation += (f"\nThe workspace is full: the episode may write "
+                            f"{self.sandbox.limits.disk_mb} MB beyond the repository. Delete "
+                            "files to go on.")
         return Transition(observation=observation, channels={"tool_valid": float(ok)})
 
     def _instruction(self) -> str:
         assert self._task is not None
         return self._task.problem_statement
 
-    def _diff(self) -> str:
-        assert self._task is not None
-        return workspace.diff(self._task.repo_dir, self._workspace)
-
     def _state_key(self) -> str:
-        return hashlib.sha1(self._diff().encode()).hexdigest()[:16]
+        assert self._task is not None
+        if self._fingerprint is None or self._fingerprint.repo != self._task.repo_dir:
+            self._fingerprint = workspace.Fingerprint(self._task.repo_dir)
+        return self._fingerprint(self._workspace)
 
     def _outcome(self) -> dict[str, float]:
         if self._outcome_cache is None:
@@ -212,6 +223,7 @@ class SWEEnv(AgentEnv):
         assert task is not None
         change = grading.agent_change(task.repo_dir, self._workspace, task.test_files)
         tree = self._root / "graded"
+        self._fresh_folder(tree)  # the agent's code runs in the tests: the quota holds there too
         grading.build_tree(task.repo_dir, tree, change, self.sandbox.owner())
         patch = workspace.diff(task.repo_dir, tree)
         python, args = "python3", ""
@@ -220,10 +232,10 @@ class SWEEnv(AgentEnv):
                 grading.write_file(tree, path, text.encode())
             python, args = self.test_python, f"{self.test_args} {' '.join(task.test_files)}"
         command, marker = grading.test_command(args, python)
-        self.sandbox.close()  # nothing the episode started survives into grading
         self._start_sandbox(tree)
         results = grading.read_report(
-            self.sandbox.run(command, timeout=self.test_timeout).output, marker)
+            self.sandbox.run(command, timeout=self.test_timeout,
+                             keep_bytes=grading.REPORT_BYTES).output, marker)
         self._dropped = change.summary()
         fixed = sum(results.get(t, False) for t in task.fail_to_pass) / len(task.fail_to_pass)
         kept = all(results.get(t, False) for t in task.pass_to_pass)
@@ -264,6 +276,8 @@ class SWEEnv(AgentEnv):
 
     def _release(self) -> None:
         self.sandbox.close()
+        for folder in (self._workspace, self._root / "graded"):
+            workspace.unmount_quota(folder)
         shutil.rmtree(self._root, ignore_errors=True)
 
 

@@ -24,7 +24,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from environments.swe.workspace import MAX_DIFF_FILE, SKIP_DIRS, link_copy
+from environments.swe.workspace import (
+    MAX_DIFF_FILE,
+    changed_entries,
+    content_digest,
+    link_copy,
+)
 
 RUNNER_CONFIG = frozenset({
     "conftest.py", "pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml", "setup.py",
@@ -60,12 +65,11 @@ class Change:
 
 def agent_change(repo: Path, workspace: Path, test_files: list[str]) -> Change:
     """Every path the workspace changed against the frozen repository, sorted into kept/dropped."""
-    before, after = _entries(repo), _entries(workspace)
     change = Change()
-    for rel in sorted(set(before) | set(after)):
-        old, new = before.get(rel), after.get(rel)
-        if old is not None and new is not None and old.st_ino == new.st_ino:
-            continue  # still the hard link: unchanged
+    for rel, old, new in changed_entries(repo, workspace):
+        if old is not None and new is not None and stat.S_ISREG(new.st_mode) \
+                and content_digest(workspace / rel, new) == content_digest(repo / rel, old):
+            continue  # an equal copy (workspaces are copies when the sandbox is not root's)
         why = _protected(rel, existed=old is not None, test_files=test_files)
         if why is None and new is not None:
             why = _not_source(new)
@@ -79,18 +83,6 @@ def agent_change(repo: Path, workspace: Path, test_files: list[str]) -> Change:
         if why is not None:
             change.dropped[_display(rel)] = why
     return change
-
-
-def _entries(root: Path) -> dict[str, os.stat_result]:
-    """Every file, link and special file under ``root`` (folders not followed if linked)."""
-    found = {}
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if d not in SKIP_DIRS or (Path(folder) / d).is_symlink()]
-        for name in files + [d for d in dirs if (Path(folder) / d).is_symlink()]:
-            path = Path(folder) / name
-            found[str(path.relative_to(root))] = path.lstat()
-        dirs[:] = [d for d in dirs if not (Path(folder) / d).is_symlink()]
-    return found
 
 
 def _protected(rel: str, existed: bool, test_files: list[str]) -> str | None:
@@ -198,19 +190,25 @@ pytest.main(sys.argv[2:], plugins=[Report()])
 """
 
 
-def test_command(test_args: str = "", python: str = "python3") -> tuple[str, str]:
-    """``(command, marker)``: the command that runs the tests and prints only the report.
+REPORT_BYTES = 32 << 20  # output kept whole when the tests run: room for any report
 
-    The report follows ``marker`` in the output. Plugin autoloading and bytecode are off and
-    the interpreter is isolated (``-I``: no environment variables, no user site); the working
-    folder goes on the path only after pytest itself is imported.
+
+def test_command(test_args: str = "", python: str = "python3",
+                 show_log: bool = False) -> tuple[str, str]:
+    """``(command, marker)``: the command that runs the tests and prints the report.
+
+    The report follows ``marker`` in the output; before it comes pytest's own log when
+    ``show_log`` (task synthesis reads the failures from it), else nothing. Plugin autoloading
+    and bytecode are off and the interpreter is isolated (``-I``: no environment variables, no
+    user site); the working folder goes on the path only after pytest itself is imported.
     """
     nonce = secrets.token_hex(8)
     report = f"/tmp/agentgym-report-{nonce}.json"
     marker = f"agentgym-report-{nonce}:"
     runner = _RUNNER.replace("'", "'\\''")
+    log = "--tb=short 2>&1" if show_log else ">/dev/null 2>&1"
     command = (f"PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 {python} -I -B -c '{runner}' {report} "
-               f"-p no:cacheprovider -q {test_args} >/dev/null 2>&1; "
+               f"-p no:cacheprovider -q {test_args} {log}; "
                f"printf '%s' '{marker}'; cat {report} 2>/dev/null")
     return command, marker
 

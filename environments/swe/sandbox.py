@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from agentgym.errors import InvalidOptionError, MissingDependencyError, did_you_mean
+from environments.swe import cgroups
+from environments.swe.orphans import alive
 
 SANDBOX_UID = 65534  # nobody: owns nothing on the host
 WORKDIR = "/workspace"
@@ -45,13 +47,17 @@ class Limits:
     """What one command may use.
 
     Attributes:
-        memory_mb: Address space (bwrap, local) or cgroup memory (docker).
-        pids: Processes the sandbox user may have at once.
+        memory_mb: Memory of the whole sandbox (docker; bwrap and local as root, by cgroup),
+            else address space per process.
+        pids: Processes the whole sandbox may have at once (docker; bwrap and local as root),
+            else per host user.
         cpus: CPU share (docker only).
         timeout_s: Wall-clock time per command, then it is killed.
         output_bytes: Output after which a command is stopped.
         keep_bytes: Output kept for the observation, half from the head and half from the tail.
         file_mb: Largest file a command may write.
+        disk_mb: What an episode may write to its workspace beyond the repository (a tmpfs
+            quota, as root; the graded copy gets the same).
     """
 
     memory_mb: int = 1024
@@ -61,6 +67,7 @@ class Limits:
     output_bytes: int = 4_000_000
     keep_bytes: int = 10_000
     file_mb: int = 64
+    disk_mb: int = 512
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,7 @@ class RunResult:
     timed_out: bool = False
     output_stopped: bool = False
     total_bytes: int = 0
+    memory_exceeded_mb: int = 0  # the sandbox's memory limit, when it went over it
 
     def describe(self) -> str:
         """The output plus a plain-words note on how the command ended."""
@@ -80,6 +88,9 @@ class RunResult:
             notes.append("The command ran past its time limit and was killed.")
         if self.output_stopped:
             notes.append(f"The command was stopped after {self.total_bytes:,} bytes of output.")
+        elif self.memory_exceeded_mb:
+            notes.append(f"The sandbox went over its memory limit of {self.memory_exceeded_mb} "
+                         "MB: the command and everything it started were stopped.")
         elif self.exit_code in (137, -9) and not self.timed_out:
             notes.append("The command was killed (exit 137): it probably ran out of memory.")
         notes.append(f"[exit code {self.exit_code}]")
@@ -99,8 +110,13 @@ class Sandbox(ABC):
         """Bind the sandbox to a workspace folder (mounted at ``/workspace``)."""
         self.workspace = workspace
 
-    def run(self, script: str, timeout: float | None = None, stdin: bytes = b"") -> RunResult:
-        """Run ``bash -c script`` in the workspace and collect its output."""
+    def run(self, script: str, timeout: float | None = None, stdin: bytes = b"",
+            keep_bytes: int | None = None) -> RunResult:
+        """Run ``bash -c script`` in the workspace and collect its output.
+
+        ``keep_bytes`` overrides how much output is kept (and allowed) for this one command:
+        the grader's own report must arrive whole, whatever the agent's limits are.
+        """
         if self.workspace is None:
             raise RuntimeError(f"{type(self).__name__}.run() before start().")
         timeout = timeout or self.limits.timeout_s
@@ -110,7 +126,12 @@ class Sandbox(ABC):
             stderr=subprocess.STDOUT, cwd=self.workspace, env=self._env(),
             preexec_fn=self._preexec, start_new_session=True, **self._popen_kwargs(),
         )
-        result = collect(process, self.limits, timeout, stdin, kill=self._kill)
+        limits = self.limits
+        if keep_bytes is not None:
+            limits = dataclasses.replace(limits, keep_bytes=keep_bytes,
+                                         output_bytes=max(keep_bytes, limits.output_bytes))
+        result = collect(process, limits, timeout, stdin, kill=self._kill,
+                         stop_when=self._over_limit)
         if result.exit_code in (-9, 137) and time.monotonic() - started >= timeout:
             result = dataclasses.replace(result, timed_out=True)  # killed by its own timer
         if result.timed_out or result.output_stopped:
@@ -144,8 +165,63 @@ class Sandbox(ABC):
         """Stop a command that ran too long or printed too much."""
         _kill_group(process)
 
+    def _over_limit(self) -> bool:
+        """Whether the running command went over a limit that stops it (checked as it runs)."""
+        return False
+
     def _after_kill(self) -> None:  # noqa: B027 - a hook; process-group sandboxes need none
         """Clean up after a command was killed."""
+
+
+class HostProcessSandbox(Sandbox):
+    """A sandbox whose commands are host processes (bubblewrap, local).
+
+    As root, each sandbox gets its own cgroup (``cgroups.py``): memory and processes count
+    the whole sandbox, and a sandbox over its memory limit is stopped with a clear note.
+    Elsewhere the limits are per process (``RLIMIT_AS``) and per host user
+    (``RLIMIT_NPROC``), which ``cgroup_problem`` explains.
+    """
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        super().__init__(limits)
+        self._cgroup: cgroups.Cgroup | None = None
+        self._oom_before = 0
+        self.cgroup_problem = ""
+        cgroups.reap_orphans()
+
+    def start(self, workspace: Path) -> None:
+        """Bind to ``workspace``; make the sandbox's cgroup on first use."""
+        super().start(workspace)
+        if self._cgroup is None and not self.cgroup_problem:
+            self._cgroup, self.cgroup_problem = cgroups.create(self.limits.memory_mb,
+                                                               self.limits.pids)
+
+    def run(self, script: str, timeout: float | None = None, stdin: bytes = b"",
+            keep_bytes: int | None = None) -> RunResult:
+        """Run ``bash -c script``; nothing it starts outlives it."""
+        self._oom_before = self._cgroup.oom_kills() if self._cgroup else 0
+        try:
+            return super().run(script, timeout, stdin, keep_bytes)
+        finally:
+            if self._cgroup:
+                self._cgroup.kill_all()
+
+    def close(self) -> None:
+        """Unbind, and remove the sandbox's cgroup."""
+        super().close()
+        if self._cgroup:
+            self._cgroup.remove()
+            self._cgroup = None
+
+    def _preexec(self) -> None:
+        super()._preexec()
+        if self._cgroup:
+            self._cgroup.join()
+        else:
+            _process_limits(self.limits)
+
+    def _over_limit(self) -> bool:
+        return self._cgroup is not None and self._cgroup.oom_kills() > self._oom_before
 
 
 def _drop_privileges_argv() -> list[str]:
@@ -161,7 +237,7 @@ def _process_limits(limits: Limits) -> None:
     resource.setrlimit(resource.RLIMIT_NPROC, (limits.pids,) * 2)
 
 
-class LocalSandbox(Sandbox):
+class LocalSandbox(HostProcessSandbox):
     """A plain subprocess with resource limits: **not isolated**.
 
     For machines with neither docker nor bubblewrap; it runs only with
@@ -177,12 +253,8 @@ class LocalSandbox(Sandbox):
         assert self.workspace is not None
         return {**_SAFE_ENV, "HOME": str(self.workspace)}
 
-    def _preexec(self) -> None:
-        super()._preexec()
-        _process_limits(self.limits)
 
-
-class BwrapSandbox(Sandbox):
+class BwrapSandbox(HostProcessSandbox):
     """bubblewrap: the system's ``/usr`` read-only, the workspace writable, nothing else.
 
     New user, pid, network, ipc and uts namespaces; runs as ``nobody`` on the host (when we
@@ -213,15 +285,12 @@ class BwrapSandbox(Sandbox):
                 "--unshare-all", "--die-with-parent", "--new-session", "--hostname", "sandbox",
                 "--", "bash", "-c", script]
 
-    def _preexec(self) -> None:
-        super()._preexec()
-        _process_limits(self.limits)
-
-    def run(self, script: str, timeout: float | None = None, stdin: bytes = b"") -> RunResult:
+    def run(self, script: str, timeout: float | None = None, stdin: bytes = b"",
+            keep_bytes: int | None = None) -> RunResult:
         """Run ``bash -c script``; bwrap reports its namespace's first pid on a pipe."""
         self._info_read, self._info_write = os.pipe()
         try:
-            return super().run(script, timeout, stdin)
+            return super().run(script, timeout, stdin, keep_bytes)
         finally:
             os.close(self._info_read)
             if self._info_write >= 0:
@@ -346,21 +415,11 @@ def reap_orphaned_containers() -> list[str]:
     orphans = []
     for line in listed.splitlines():
         container, _, owner = line.partition(" ")
-        if owner.isdigit() and not _alive(int(owner)):
+        if owner.isdigit() and not alive(int(owner)):
             orphans.append(container)
     if orphans:
         docker("rm", "-f", *orphans, check=False)
     return orphans
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def docker_available() -> bool:
@@ -412,17 +471,19 @@ def make_sandbox(kind: str = "auto", *, allow_unsandboxed: bool = False,
 
 
 def collect(process: subprocess.Popen, limits: Limits, timeout: float, stdin: bytes = b"",
-            kill: Callable[[subprocess.Popen], None] | None = None) -> RunResult:
+            kill: Callable[[subprocess.Popen], None] | None = None,
+            stop_when: Callable[[], bool] | None = None) -> RunResult:
     """Read a command's output until it exits, keeping the head and the tail.
 
-    Stops (kills the process group) at the time limit or when the output passes
-    ``limits.output_bytes``; memory stays bounded whatever the command prints.
+    Stops (kills the process group) at the time limit, when the output passes
+    ``limits.output_bytes``, or when ``stop_when()`` (polled as it runs) says so; memory
+    stays bounded whatever the command prints.
     """
     assert process.stdout is not None and process.stdin is not None
     _feed(process, stdin)
     keep = limits.keep_bytes // 2
     head, tail = bytearray(), bytearray()
-    total, timed_out, stopped = 0, False, False
+    total, timed_out, stopped, over = 0, False, False, False
     deadline = time.monotonic() + timeout + 2.0  # the sandbox's own timer goes first
     fd = process.stdout.fileno()
     while True:
@@ -430,7 +491,10 @@ def collect(process: subprocess.Popen, limits: Limits, timeout: float, stdin: by
         if left <= 0:
             timed_out = True
             break
-        ready, _, _ = select.select([fd], [], [], min(left, 0.5))
+        ready, _, _ = select.select([fd], [], [], min(left, 0.25))
+        if stop_when is not None and stop_when():
+            over = True
+            break
         if not ready:
             continue
         chunk = os.read(fd, 65536)
@@ -445,12 +509,12 @@ def collect(process: subprocess.Popen, limits: Limits, timeout: float, stdin: by
         if total > limits.output_bytes:
             stopped = True
             break
-    if timed_out or stopped:
+    if timed_out or stopped or over:
         (kill or _kill_group)(process)
     code = process.wait()
     process.stdout.close()
     return RunResult(_join(bytes(head), bytes(tail[-keep:]), total), code, timed_out, stopped,
-                     total)
+                     total, limits.memory_mb if over else 0)
 
 
 def _feed(process: subprocess.Popen, stdin: bytes) -> None:

@@ -28,16 +28,15 @@ from pathlib import Path
 
 from agentgym.cache import cache_root, cached_folder
 from agentgym.errors import InvalidOptionError, TaskNotFoundError
+from environments.swe import grading
 from environments.swe.mutations import Mutation, mutations
 from environments.swe.sandbox import SANDBOX_UID, Sandbox
 from environments.swe.workspace import freeze
 
 LIBRARIES_DIR = Path(__file__).parent / "libraries"
 EMBEDDED = tuple(sorted(p.name for p in LIBRARIES_DIR.iterdir() if p.is_dir()))
-TEST_COMMAND = "python3 -m pytest -rA --tb=short -q -p no:cacheprovider"
 _IGNORED = shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache", "*.pyc", ".tox",
                                   "build", "dist", "*.egg-info")
-_RESULT = re.compile(r"^(PASSED|FAILED|ERROR) (\S+)", re.M)
 SWE_BENCH_FIELDS = ("instance_id", "repo", "base_commit", "problem_statement", "patch",
                     "test_patch", "FAIL_TO_PASS", "PASS_TO_PASS")
 
@@ -143,11 +142,6 @@ def split_files(project: Path) -> tuple[list[str], list[str]]:
     return sources, tests
 
 
-def test_results(output: str) -> dict[str, bool]:
-    """Test id -> passed, from pytest's ``-rA`` summary."""
-    return {test: kind == "PASSED" for kind, test in _RESULT.findall(output)}
-
-
 def failure_lines(output: str, limit: int = 12) -> list[str]:
     """The assertion lines (``E   ...``) of the first failures, without test names."""
     found = [line[1:].strip() for line in output.splitlines() if line.startswith("E ")]
@@ -155,18 +149,28 @@ def failure_lines(output: str, limit: int = 12) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- synthesis
-Runner = Callable[[Path], str]
+Runner = Callable[[Path], "SuiteRun"]
+
+
+@dataclass
+class SuiteRun:
+    """One run of a project's tests: test id -> passed (from our reporter), and pytest's log."""
+
+    results: dict[str, bool]
+    log: str
 
 
 def sandbox_runner(sandbox: Sandbox, timeout: float = 120) -> Runner:
-    """Run a project's tests in ``sandbox``, with ``folder`` as the workspace; the output."""
+    """Run a project's tests in ``sandbox`` the way grading runs them, ``folder`` as workspace."""
 
-    def run(folder: Path) -> str:
+    def run(folder: Path) -> SuiteRun:
+        command, marker = grading.test_command(show_log=True)
         sandbox.start(folder)
         try:
-            return sandbox.run(TEST_COMMAND, timeout=timeout).output
+            output = sandbox.run(command, timeout=timeout, keep_bytes=grading.REPORT_BYTES).output
         finally:
             sandbox.close()
+        return SuiteRun(grading.read_report(output, marker), output.partition(marker)[0])
 
     return run
 
@@ -182,7 +186,7 @@ def synthesize(source: str, count: int, runner: Runner, out: Path, seed: int = 0
         sources, tests = split_files(clean)
         if not tests:
             raise TaskNotFoundError(f"Project {name!r} has no tests (tests/, test_*.py).")
-        base = test_results(runner(_writable_copy(clean, Path(tmp) / "base")))
+        base = runner(_writable_copy(clean, Path(tmp) / "base")).results
         passing = sorted(t for t, ok in base.items() if ok)
         if not passing:
             raise TaskNotFoundError(f"No test of {name!r} passes before any bug is injected.")
@@ -190,12 +194,12 @@ def synthesize(source: str, count: int, runner: Runner, out: Path, seed: int = 0
         for file, mutation in _candidates(clean, sources, seed):
             workspace = _writable_copy(clean, Path(tmp) / "try")
             (workspace / file).write_text(mutation.source)
-            output = runner(workspace)
-            results = test_results(output)
+            run = runner(workspace)
+            results = run.results
             broken = [t for t in passing if not results.get(t, False)]
             kept = [t for t in passing if results.get(t, False)]
             if broken and kept:
-                task = _task(name, clean, file, mutation, output, broken, kept, tests,
+                task = _task(name, clean, file, mutation, run.log, broken, kept, tests,
                              leak_test_names)
                 _write(task, clean, file, mutation, out / f"{made:04d}")
                 made += 1

@@ -54,10 +54,14 @@ if path != root and not path.startswith(root + os.sep):
 def write(text):
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as error:  # a full disk or a file too large: leave nothing behind
+        os.unlink(tmp)
+        fail(f"Error: could not write {args['path']}: {error.strerror}.")
 tool = call["tool"]
 if tool == "view":
     if os.path.isdir(path):

@@ -1,22 +1,29 @@
-"""Episode workspaces: hard-link copies of a task's repository, and their diff against it.
+"""Episode workspaces: hard-link copies of a task's repository, their diff and fingerprint.
 
 A reset links every file of the task's frozen repository into a fresh folder instead of
 copying it, so resetting a 1,000-file repository costs milliseconds. The frozen files are
 read-only and the sandbox user does not own them, so an agent cannot write through a link
 into the repository; editors (and our tools) replace a file instead, which breaks the link
-and leaves the original untouched. The diff is read on the host without following symlinks
-and without opening anything but regular files.
+and leaves the original untouched. When the sandbox runs as the user who owns the frozen
+files (not root: no other uid to switch to), a link could be made writable again, so
+workspaces are real copies instead. The diff and the fingerprint are read on the host
+without following symlinks and without opening anything but regular files, and both are
+bounded: the fingerprint re-reads only files that changed since it last looked.
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 MAX_DIFF_FILE = 1_000_000  # bytes; larger changed files are named, not diffed
+MAX_DIFF_TOTAL = 4_000_000  # bytes of diff text; the remaining changed files are counted
+MAX_HASHED_FILE = 8 << 20  # bytes of a file the fingerprint hashes (then its size stands in)
 SKIP_DIRS = frozenset({".git", "__pycache__", ".pytest_cache"})
 
 
@@ -31,9 +38,14 @@ def freeze(repo: Path) -> None:
 
 
 def link_copy(repo: Path, dest: Path, owner: int | None = None) -> None:
-    """Fill ``dest`` with hard links to ``repo``'s files; folders belong to ``owner``."""
-    if dest.exists():
-        shutil.rmtree(dest)
+    """Fill ``dest`` (emptied first) with ``repo``'s files; folders belong to ``owner``.
+
+    Files are hard links when the sandbox runs as another user (``owner``) and ``dest`` is
+    on the repository's file system, else copies: a sandbox running as the frozen files'
+    owner could ``chmod`` a link and write through it.
+    """
+    empty(dest)
+    link = owner is not None and dest.stat().st_dev == repo.stat().st_dev
     for root, dirs, files in os.walk(repo):
         dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
         target = dest / Path(root).relative_to(repo)
@@ -44,44 +56,161 @@ def link_copy(repo: Path, dest: Path, owner: int | None = None) -> None:
             source = Path(root) / name
             if source.is_symlink():
                 os.symlink(os.readlink(source), target / name)
+            elif not link:
+                shutil.copy2(source, target / name)
+                (target / name).chmod(0o644)
             else:
                 os.link(source, target / name)
 
 
-def relink(repo: Path, dest: Path, paths: list[str]) -> None:
-    """Put ``repo``'s versions of ``paths`` back into ``dest`` (undoing any edits).
+def empty(folder: Path) -> None:
+    """Make ``folder`` an empty folder (it may be a mount point, which stays)."""
+    folder.mkdir(exist_ok=True)
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
-    A path the repository lacks is removed from ``dest``.
+
+# ---------------------------------------------------------------------------- disk quota
+def mount_quota(folder: Path, size_mb: int) -> str:
+    """Mount an empty tmpfs of ``size_mb`` on ``folder``: a hard cap on what is written there.
+
+    Returns ``""``, or why there is no quota (it needs root).
     """
-    for rel in paths:
-        target = dest / rel
-        if target.is_symlink() or target.is_file():
-            target.unlink()
-        elif target.is_dir():
-            shutil.rmtree(target)
-        if (repo / rel).is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.link(repo / rel, target)
+    unmount_quota(folder)
+    folder.mkdir(exist_ok=True)
+    if os.geteuid() != 0:
+        return "a disk quota needs root (it is a tmpfs mount)"
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0711",
+                              "agentgym-quota", str(folder)], capture_output=True, text=True)
+    return "" if mounted.returncode == 0 else f"mount failed: {mounted.stderr.strip()}"
+
+
+def unmount_quota(folder: Path) -> None:
+    """Undo :func:`mount_quota` (nothing if ``folder`` is not a mount point)."""
+    if os.path.ismount(folder):
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def quota_full(folder: Path) -> bool:
+    """Whether the quota mounted on ``folder`` is used up (less than 64 KiB left)."""
+    if not os.path.ismount(folder):
+        return False
+    info = os.statvfs(folder)
+    return info.f_bavail * info.f_frsize < 64 << 10
+
+
+def tree_mb(root: Path) -> int:
+    """The space a copy of a folder takes, in MB, rounded up (a block per file at least)."""
+    files = _files(root).values()
+    used = sum(max(info.st_blocks * 512, 4096) for info in files) + 4096 * len(files)
+    return (used >> 20) + 1
 
 
 def diff(repo: Path, workspace: Path) -> str:
-    """A unified diff (``a/`` = repository, ``b/`` = workspace) of every changed text file."""
-    before, after = _files(repo), _files(workspace)
-    chunks = []
-    for rel in sorted(set(before) | set(after)):
-        old, new = before.get(rel), after.get(rel)
-        if old is not None and new is not None and old.st_ino == new.st_ino:
-            continue  # still the hard link: unchanged
-        chunks.append(_file_diff(rel, repo / rel if old else None,
-                                 workspace / rel if new else None))
+    """A unified diff (``a/`` = repository, ``b/`` = workspace) of every changed text file.
+
+    Past ``MAX_DIFF_TOTAL`` bytes the remaining changed files are only counted.
+    """
+    chunks, size, left = [], 0, 0
+    for rel, old, new in changed_entries(repo, workspace):
+        if size > MAX_DIFF_TOTAL:
+            left += 1
+            continue
+        chunk = _file_diff(rel, repo / rel if old else None, workspace / rel if new else None)
+        chunks.append(chunk)
+        size += len(chunk)
+    if left:
+        chunks.append(f"[diff stops here: {left} more changed files]\n")
     return "".join(chunks)
 
 
+def changed_entries(repo: Path, workspace: Path
+                    ) -> list[tuple[str, os.stat_result | None, os.stat_result | None]]:
+    """Every entry that is not a link to the repository's file, sorted.
+
+    Each is ``(path, repository lstat, workspace lstat)``, None where a side lacks it.
+    """
+    before, after = _files(repo), _files(workspace)
+    return [(rel, before.get(rel), after.get(rel)) for rel in sorted(set(before) | set(after))
+            if not _same_inode(before.get(rel), after.get(rel))]
+
+
+def _same_inode(old: os.stat_result | None, new: os.stat_result | None) -> bool:
+    return (old is not None and new is not None and old.st_ino == new.st_ino
+            and old.st_dev == new.st_dev)
+
+
+class Fingerprint:
+    """A short hash of a workspace's content changes against its repository.
+
+    Equal content gives equal fingerprints whatever the path to it (so trajectories that
+    reach the same workspace share a state). Each file is hashed once per version: digests
+    are kept by inode and change time, which no command can set back.
+    """
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = repo
+        self.bytes_hashed = 0  # file content read so far (what the budget is about)
+        self._digests: dict[tuple[int, ...], str] = {}
+
+    def __call__(self, workspace: Path) -> str:
+        """The fingerprint of ``workspace`` now."""
+        seen: dict[tuple[int, ...], str] = {}
+        total = hashlib.sha1()
+        for rel, old, new in changed_entries(self.repo, workspace):
+            digest = self._digest(workspace / rel, new, seen) if new else "deleted"
+            if old is not None and digest == self._digest(self.repo / rel, old, seen):
+                continue  # an equal copy
+            total.update(f"{rel}\0{digest}\n".encode("utf-8", "surrogateescape"))
+        self._digests = seen  # forget versions that are gone
+        return total.hexdigest()[:16]
+
+    def _digest(self, path: Path, info: os.stat_result, seen: dict) -> str:
+        key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns,
+               info.st_mode)
+        if key not in seen:
+            seen[key] = self._digests.get(key) or self._hash(path, info)
+        return seen[key]
+
+    def _hash(self, path: Path, info: os.stat_result) -> str:
+        if stat.S_ISREG(info.st_mode):
+            self.bytes_hashed += min(info.st_size, MAX_HASHED_FILE)
+        return content_digest(path, info)
+
+
+def content_digest(path: Path, info: os.stat_result) -> str:
+    """A hash of an entry's content.
+
+    A link's target, a regular file's size and bytes (the first ``MAX_HASHED_FILE``), or
+    else its type.
+    """
+    if stat.S_ISLNK(info.st_mode):
+        return "link:" + os.fsencode(os.readlink(path)).hex()
+    if not stat.S_ISREG(info.st_mode):
+        return f"type:{stat.S_IFMT(info.st_mode)}"
+    digest = hashlib.sha1(str(info.st_size).encode())
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        return f"unreadable:{exc.errno}"
+    with os.fdopen(descriptor, "rb") as handle:
+        left = MAX_HASHED_FILE
+        while left > 0 and (block := handle.read(min(left, 1 << 20))):
+            digest.update(block)
+            left -= len(block)
+    return digest.hexdigest()
+
+
 def _files(root: Path) -> dict[str, os.stat_result]:
+    """Every file, link and special file under ``root`` (linked folders listed, not entered)."""
     found = {}
-    for folder, dirs, files in os.walk(root):  # os.walk does not follow symlinked folders
-        dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
-        for name in files + [d for d in dirs if (Path(folder) / d).is_symlink()]:
+    for folder, dirs, files in os.walk(root):
+        linked = [d for d in dirs if (Path(folder) / d).is_symlink()]
+        dirs[:] = [d for d in dirs if d not in SKIP_DIRS and d not in linked]
+        for name in files + linked:
             path = Path(folder) / name
             found[str(path.relative_to(root))] = path.lstat()
     return found
