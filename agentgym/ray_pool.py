@@ -135,8 +135,20 @@ class RayEnvPool(Pool):
         self.replaced += 1
 
     def kill_actor(self, env: int) -> None:
-        """Kill env ``env``'s actor (for failure drills); its next call reports it dead."""
-        self._ray.kill(self._actors[env], no_restart=True)
+        """Kill env ``env``'s actor (for failure drills); its next call reports it dead.
+
+        Returns once the actor is gone: ``ray.kill`` only asks, and a call sent before the
+        actor dies would still be answered.
+        """
+        actor = self._actors[env]
+        self._ray.kill(actor, no_restart=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                self._ray.get(actor.__ray_ready__.remote(), timeout=5)
+            except Exception:  # noqa: BLE001 - any error means it no longer answers
+                return
+            time.sleep(0.05)
 
     def close(self) -> None:
         """Kill every actor (and the local Ray instance this pool started). Idempotent."""
