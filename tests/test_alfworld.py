@@ -261,3 +261,22 @@ def test_already_won_and_unsolvable_games_are_rejected():
     unsolvable = re.sub(pair, "", game["pddl_problem"])
     assert unsolvable != game["pddl_problem"]
     assert prove(dict(game, pddl_problem=unsolvable), goal) is None
+
+
+def test_forgetting_interned_logic_changes_nothing(monkeypatch):
+    """TextWorld's interned objects are dropped past a limit: games play as before."""
+    from mementos import core
+
+    from environments.alfworld import engine
+
+    env, _ = first_task("pick_heat_then_place_in_recep")
+    with env:
+        ids = env.task_ids("train", 3)
+        kept = [play_expert(env, options={"task_id": t}) for t in ids]
+        monkeypatch.setattr(engine, "INTERNED_LIMIT", 0)  # forget at every game load
+        assert len(core._memento_cache) > 0
+        forgot = [play_expert(env, options={"task_id": t}) for t in ids]
+        assert len(core._memento_cache) < 5_000
+    for before, after in zip(kept, forgot, strict=True):
+        assert after[0] == before[0] and after[4]["success"] and before[4]["success"]
+        assert after[4]["state_key"] == before[4]["state_key"]

@@ -173,6 +173,26 @@ _PATCHES: dict[str, Callable[..., Any]] = {
 }
 
 
+INTERNED_LIMIT = 50_000  # TextWorld's interned signatures and propositions kept at most
+
+
+def forget_interned(limit: int | None = None) -> bool:
+    """Drop TextWorld's interned logic objects once there are more than ``limit``.
+
+    TextWorld interns every ``Signature`` and ``Proposition`` it ever builds in a global dict
+    (``mementos``) that is never emptied: about 1,500 objects per distinct game, forever.
+    They compare and hash by value, so interning only saves memory; forgetting them is safe
+    (live games keep their objects, new ones are built afresh). Whether it forgot.
+    """
+    from mementos import core
+
+    if len(core._memento_cache) <= (INTERNED_LIMIT if limit is None else limit):
+        return False
+    core._memento_cache.clear()
+    release_memory()
+    return True
+
+
 def clear_engine_caches() -> None:
     """Forget every memoized translation and parse (benchmarks measure cold starts with it)."""
     for memo in _memos:
@@ -233,6 +253,7 @@ class AlfredEngine:
 
     def load(self, game: dict[str, Any]) -> None:
         """Load a game (the JSON content of a ``game.tw-pddl`` file)."""
+        forget_interned()
         game = dict(game, grammar=in_dialect(game["grammar"], self.dialect))
         with engine_caches():
             self._env.load(game)
