@@ -40,7 +40,7 @@ from agentgym.protocols import (
 )
 from agentgym.records import SCHEMA_VERSION, Episode, Outcome, Turn
 from agentgym.registry import EnvSpec, list_envs, make, register
-from agentgym.rollout import rollout, run_episode
+from agentgym.rollout import arollout, rollout, run_episode
 from agentgym.store import EpisodeWriter, iter_episodes, read_episodes, write_episodes
 from agentgym.summary import summarize, summary_table
 
@@ -53,7 +53,8 @@ __all__ = [
     "OpenAIChatPolicy", "Outcome", "ParsedAction", "Policy", "PolicyError", "Pool",
     "PoolResult", "RandomPolicy",
     "RecordError", "ResetNeeded", "TagProtocol", "TaskNotFoundError", "ToolCall",
-    "ToolCallProtocol", "Transition", "Turn", "UnknownEnvError", "iter_episodes", "list_envs",
+    "ToolCallProtocol", "Transition", "Turn", "UnknownEnvError", "arollout", "iter_episodes",
+    "list_envs",
     "make", "read_episodes", "register", "rollout", "run_episode", "summarize", "summary_table",
     "write_episodes",
 ]

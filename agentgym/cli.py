@@ -28,7 +28,7 @@ def parse_env_args(pairs: Sequence[str]) -> dict[str, Any]:
     return kwargs
 
 
-def make_policy(name: str, model: str, temperature: float) -> Any:
+def make_policy(name: str, model: str, temperature: float, concurrency: int = 1) -> Any:
     """Build a policy from its command-line name."""
     from agentgym.policies import ExpertPolicy, OpenAIChatPolicy, RandomPolicy
 
@@ -38,7 +38,7 @@ def make_policy(name: str, model: str, temperature: float) -> Any:
         return RandomPolicy()
     if name.startswith("openai:"):
         return OpenAIChatPolicy(base_url=name.removeprefix("openai:"), model=model,
-                                temperature=temperature)
+                                temperature=temperature, concurrency=concurrency)
     raise InvalidOptionError(f"Unknown policy {name!r}. Policies: {POLICY_HELP}.")
 
 
@@ -87,12 +87,20 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 
     console = Console()
     results = {}
-    with make(args.env, **parse_env_args(args.env_arg)) as env:
+    if args.concurrency < 1:
+        raise InvalidOptionError(f"--concurrency must be >= 1, got {args.concurrency}.")
+    # one env per episode in flight: with --concurrency N, N episodes play at once
+    envs = [make(args.env, **parse_env_args(args.env_arg)) for _ in range(args.concurrency)]
+    try:
         for name in args.policy:
-            policy = make_policy(name, args.model, args.temperature)
-            results[name] = rollout(env, policy, tasks=args.tasks, group_size=args.group,
-                                    seed=args.seed, split=args.split, out=args.out,
+            policy = make_policy(name, args.model, args.temperature, args.concurrency)
+            results[name] = rollout(envs if len(envs) > 1 else envs[0], policy,
+                                    tasks=args.tasks, group_size=args.group, seed=args.seed,
+                                    split=args.split, out=args.out,
                                     history_window=args.history_window)
+    finally:
+        for env in envs:
+            env.close()
     console.print(summary_table(results, title=f"{args.env}: {args.tasks} tasks x {args.group}"))
     if args.out:
         console.print(f"Episodes appended to [bold]{args.out}[/]")
@@ -325,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("env")
     run.add_argument("--policy", action="append", required=True, help=POLICY_HELP)
     run.add_argument("--model", default="default", help="model name for openai: policies")
+    run.add_argument("--concurrency", type=int, default=1,
+                     help="requests in flight at once for openai: policies (default: 1)")
     run.add_argument("--temperature", type=float, default=0.7)
     run.add_argument("--tasks", type=int, default=8)
     run.add_argument("--group", type=int, default=1, help="episodes per task (G)")

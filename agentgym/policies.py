@@ -8,14 +8,14 @@ reproducible sampling seed.
 
 from __future__ import annotations
 
-import time
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from agentgym.errors import PolicyError
+from agentgym.errors import InvalidOptionError, PolicyError
 
 
 @dataclass
@@ -149,6 +149,9 @@ class HumanPolicy:
 class OpenAIChatPolicy:
     """Any OpenAI-compatible chat endpoint (``vllm serve``, llama.cpp, a hosted API).
 
+    In a rollout, up to ``concurrency`` requests are in flight at once (one per episode
+    waiting for an action), over one async connection pool; called directly, it sends one.
+
     Args:
         base_url: The API root, e.g. ``http://localhost:8000/v1``.
         model: The model name the server expects.
@@ -160,6 +163,7 @@ class OpenAIChatPolicy:
         retries: Extra attempts after a connection error, a timeout, a 429 or a 5xx.
         backoff: Seconds before the first retry; doubles each time.
         extra_body: Extra request fields (e.g. ``{"top_p": 0.9}``).
+        concurrency: Requests in flight at most during a rollout.
     """
 
     base_url: str
@@ -173,22 +177,55 @@ class OpenAIChatPolicy:
     backoff: float = 0.5
     extra_body: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None
+    concurrency: int = 1
 
     def __post_init__(self) -> None:
-        import httpx
-
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        self._client = httpx.Client(
-            base_url=self.base_url.rstrip("/"), timeout=self.timeout, headers=headers
-        )
+        if not (isinstance(self.concurrency, int) and self.concurrency >= 1):
+            raise InvalidOptionError(f"concurrency must be a whole number >= 1, got "
+                                     f"{self.concurrency!r}.")
+        self._headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        self._async = _AsyncClients()  # shared by the per-episode copies a rollout makes
 
     def reseed(self, seed: int) -> None:
         """Sent as the request's ``seed`` (servers that support it sample reproducibly)."""
         self.seed = seed
 
     def __call__(self, conversation: Conversation) -> str:
-        """Send the conversation and return the reply text."""
-        body = {
+        """Send the conversation and return the reply text (outside an event loop)."""
+        async def once() -> str:
+            try:
+                return await self.acall(conversation)
+            finally:
+                await self.aclose()
+
+        return asyncio.run(once())
+
+    async def acall(self, conversation: Conversation) -> str:
+        """:meth:`__call__` for the rollout engine: awaits, at most ``concurrency`` at once."""
+        import httpx
+
+        client, slots = self._async.get(self)
+        body, problem = self._body(conversation), ""
+        async with slots:
+            for attempt in range(self.retries + 1):
+                if attempt:
+                    await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
+                try:
+                    response = await client.post("/chat/completions", json=body)
+                except httpx.TransportError as exc:
+                    problem = f"{type(exc).__name__}: {exc}"
+                    continue
+                problem = self._retry_reason(response)
+                if not problem:
+                    return self._reply_text(response.json())
+        raise self._gave_up(problem)
+
+    async def aclose(self) -> None:
+        """Close this event loop's async connection pool (the rollout engine calls it)."""
+        await self._async.close()
+
+    def _body(self, conversation: Conversation) -> dict[str, Any]:
+        return {
             "model": self.model,
             "messages": conversation.messages,
             "temperature": self.temperature,
@@ -197,41 +234,32 @@ class OpenAIChatPolicy:
             **({"seed": self.seed} if self.seed is not None else {}),
             **self.extra_body,
         }
-        reply = self._post_with_retries(body)
+
+    def _retry_reason(self, response: Any) -> str:
+        """Why to try again ('' for a good reply); raises on a reply retrying cannot fix."""
+        if response.status_code == 429 or response.status_code >= 500:
+            return f"HTTP {response.status_code}: {response.text[:200]}"
+        if response.status_code != 200:
+            raise PolicyError(
+                f"{self.base_url}/chat/completions answered HTTP {response.status_code}: "
+                f"{response.text[:300]}"
+            )
+        return ""
+
+    def _reply_text(self, reply: Any) -> str:
         try:
             return reply["choices"][0]["message"]["content"] or ""
         except (KeyError, IndexError, TypeError) as exc:
             raise PolicyError(f"Unexpected reply from {self.base_url}: {str(reply)[:300]}") from exc
 
-    def _post_with_retries(self, body: dict[str, Any]) -> dict[str, Any]:
-        import httpx
-
-        problem = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            try:
-                response = self._client.post("/chat/completions", json=body)
-            except httpx.TransportError as exc:  # connection refused, timeouts, resets
-                problem = f"{type(exc).__name__}: {exc}"
-                continue
-            if response.status_code == 429 or response.status_code >= 500:
-                problem = f"HTTP {response.status_code}: {response.text[:200]}"
-                continue
-            if response.status_code != 200:
-                raise PolicyError(
-                    f"{self.base_url}/chat/completions answered HTTP {response.status_code}: "
-                    f"{response.text[:300]}"
-                )
-            return response.json()
-        raise PolicyError(
+    def _gave_up(self, problem: str) -> PolicyError:
+        return PolicyError(
             f"{self.base_url}/chat/completions failed after {self.retries + 1} attempts; "
             f"last problem: {problem}. Is the server running?"
         )
 
     def close(self) -> None:
-        """Close the HTTP connection pool."""
-        self._client.close()
+        """Nothing to close outside a rollout (each event loop's pool is closed with it)."""
 
     def describe(self) -> dict[str, Any]:
         """Metadata for the Episode record."""
@@ -240,4 +268,32 @@ class OpenAIChatPolicy:
             "model": self.model,
             "base_url": self.base_url,
             "sampling": {"temperature": self.temperature, "max_tokens": self.max_tokens},
+            "concurrency": self.concurrency,
         }
+
+
+class _AsyncClients:
+    """One async HTTP client and request limit per event loop (they cannot cross loops)."""
+
+    def __init__(self) -> None:
+        self._by_loop: dict[int, tuple[Any, Any, asyncio.Semaphore]] = {}
+
+    def get(self, policy: OpenAIChatPolicy) -> tuple[Any, asyncio.Semaphore]:
+        import httpx
+
+        loop = asyncio.get_running_loop()
+        found = self._by_loop.get(id(loop))
+        if found is None or found[0] is not loop:
+            limits = httpx.Limits(max_connections=policy.concurrency,
+                                  max_keepalive_connections=policy.concurrency)
+            client = httpx.AsyncClient(base_url=policy.base_url.rstrip("/"),
+                                       timeout=policy.timeout, headers=policy._headers,
+                                       limits=limits)
+            found = self._by_loop[id(loop)] = (loop, client,
+                                               asyncio.Semaphore(policy.concurrency))
+        return found[1], found[2]
+
+    async def close(self) -> None:
+        found = self._by_loop.pop(id(asyncio.get_running_loop()), None)
+        if found is not None:
+            await found[1].aclose()

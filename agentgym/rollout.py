@@ -1,16 +1,26 @@
-"""The rollout loop: a policy plays an env; every episode becomes an :class:`Episode` record.
+"""The rollout engine: a policy plays envs; every episode becomes an :class:`Episode` record.
 
 :func:`rollout` runs N tasks x G episodes per task (a *group*: same task, different sampling
-seeds, one ``group_id``), which is what GRPO, RLOO and SALT consume. A failing policy or env
-call does not stop the run: the episode is recorded with a typed ``error`` and marked
-truncated (a bad rollout is data, not a crash).
+seeds, one ``group_id``), which is what GRPO, RLOO and SALT consume. One scheduler drives
+every mode. An episode *slot* is a place an episode runs: a local env, one env of a pool, or
+a remote env; each slot plays jobs from one shared queue, and env calls run in worker threads
+(or the pool's workers) so they never block the event loop. Every policy is driven through
+one async interface: an async policy (``acall``) is awaited, a batching policy
+(``generate``) answers every episode waiting at that moment in one call, and a plain
+callable is called in a thread, one call at a time. A failing policy or env call does not
+stop the run: the episode is recorded with a typed ``error`` and marked truncated (a bad
+rollout is data, not a crash). :func:`arollout` is the same engine for callers that already
+run an event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import copy
+import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,16 +60,16 @@ def windowed(messages: list[dict[str, str]], history_window: int | None) -> list
 class EpisodeRecorder:
     """Builds one :class:`Episode` from reset and step results, and the policy's conversation.
 
-    Both rollout loops (one env in this process, or many in a :class:`~agentgym.pool.Pool`)
-    drive episodes through it, so they record them identically.
+    The engine drives every episode through it, whatever plays the episode, so every mode
+    records episodes identically.
     """
 
-    def __init__(self, env_id: str, system_prompt: str, encode: Callable[[str], str],
-                 policy: Callable[[Conversation], str], *, seed: int | None,
-                 group_id: str | None, history_window: int | None) -> None:
-        self.encode, self.policy, self.history_window = encode, policy, history_window
+    def __init__(self, env_id: str, system_prompt: str, encode: Callable[[str], str], *,
+                 seed: int | None, group_id: str | None, history_window: int | None,
+                 metadata: dict[str, Any]) -> None:
+        self.encode, self.history_window = encode, history_window
         self.episode = Episode(env_id=env_id, task_id="", seed=seed, group_id=group_id,
-                               system_prompt=system_prompt, metadata=describe(policy))
+                               system_prompt=system_prompt, metadata=metadata)
         self.messages = [{"role": "system", "content": system_prompt}]
         self.observation, self.info, self.done = "", {}, False
 
@@ -75,17 +85,6 @@ class EpisodeRecorder:
         """What the policy sees now."""
         return Conversation(windowed(self.messages, self.history_window), self.info,
                             self.encode, len(self.episode.turns))
-
-    def act(self) -> tuple[str, float] | None:
-        """Ask the policy for the next action: ``(action, seconds)``, or ``None`` if it failed."""
-        conversation = self.conversation()
-        started = time.perf_counter()
-        try:
-            action = self.policy(conversation)
-        except Exception as exc:  # a policy bug or a dead server is recorded, not raised
-            self.fail("PolicyError", f"{type(exc).__name__}: {exc}")
-            return None
-        return action, time.perf_counter() - started
 
     def record(self, action: Any, step: tuple, policy_seconds: float, env_seconds: float) -> None:
         """Record one ``step`` result."""
@@ -146,25 +145,13 @@ def run_episode(
         history_window: How many past turns the policy sees (``None``: all).
         group_id: Stored on the record.
     """
-    recorder = EpisodeRecorder(getattr(env, "env_id", type(env).__name__), env.system_prompt(),
-                               env.protocol.encode, policy, seed=seed, group_id=group_id,
-                               history_window=history_window)
-    recorder.begin(*env.reset(seed=seed, options=options))
-    while not recorder.done:
-        acted = recorder.act()
-        if acted is None:
-            break
-        action, policy_seconds = acted
-        started = time.perf_counter()
-        try:
-            step = env.step(action)
-        except LifecycleError:
-            raise
-        except Exception as exc:  # an engine crash is recorded, not raised
-            recorder.fail("EnvError", f"{type(exc).__name__}: {exc}")
-            break
-        recorder.record(action, step, policy_seconds, time.perf_counter() - started)
-    return recorder.finish()
+    async def play() -> Episode:
+        with concurrent.futures.ThreadPoolExecutor(1) as threads:
+            return await _play(_EnvSlot(env, threads), _driver(policy).for_episode(None),
+                               _Job(0, 0, seed, dict(options or {}), group_id, None),
+                               history_window, group_id)
+
+    return _run(play())
 
 
 def sampling_seed(seed: int, task_index: int, member: int) -> int:
@@ -190,12 +177,12 @@ def rollout(
 
     Args:
         env: An env, a registered id to ``make`` (closed at the end if made here), a list
-            of envs (with a batching policy such as ``TransformersPolicy``: one
-            ``generate`` call serves every episode waiting for an action), or a
-            :class:`~agentgym.pool.Pool` (``EnvPool``, ``RayEnvPool``): then every env of the
-            pool plays an episode at once, and the policy answers each as its step comes
-            back while the others step.
-        policy: Any ``Conversation -> str`` callable (see :mod:`agentgym.policies`).
+            of envs, or a :class:`~agentgym.pool.Pool` (``EnvPool``, ``RayEnvPool``): every
+            env of a list or pool plays an episode at once, stepping while the policy
+            answers the others (a batching policy such as ``TransformersPolicy`` serves
+            every episode waiting for an action with one ``generate`` call).
+        policy: Any ``Conversation -> str`` callable (see :mod:`agentgym.policies`); one
+            with ``async acall(conversation)`` is awaited, so its calls overlap.
         tasks: How many tasks (task ``i`` is reset with seed ``seed + i``), or task ids.
         group_size: Episodes per task (G); they share a ``group_id``.
         seed: Base seed for tasks and for the policy's per-episode sampling seeds.
@@ -209,7 +196,26 @@ def rollout(
     Returns:
         The episodes, in task order, then group-member order.
     """
-    from agentgym.pool import Pool
+    return _run(arollout(env, policy, tasks=tasks, group_size=group_size, seed=seed,
+                         split=split, out=out, history_window=history_window,
+                         progress=progress, env_kwargs=env_kwargs, metadata=metadata))
+
+
+async def arollout(
+    env: AgentEnv | str | Pool | Sequence[AgentEnv],
+    policy: Callable[[Conversation], str],
+    *,
+    tasks: int | Sequence[str] = 1,
+    group_size: int = 1,
+    seed: int = 0,
+    split: str | None = None,
+    out: str | Path | None = None,
+    history_window: int | None = None,
+    progress: bool = True,
+    env_kwargs: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> list[Episode]:
+    """:func:`rollout` for callers that run an event loop: the same arguments and result."""
     from agentgym.registry import make
 
     jobs = [_Job(index, member, task_seed, options, f"{seed}:{index}",
@@ -220,29 +226,28 @@ def rollout(
     the_env = make(env, **(env_kwargs or {})) if isinstance(env, str) else env
     writer = EpisodeWriter(out) if out is not None else None
     done: dict[tuple[int, int], Episode] = {}
-    first = the_env[0] if isinstance(the_env, (list, tuple)) else the_env
-    name = getattr(first, "env_id", "pool")
+    queue = list(reversed(jobs))
+    driver = _driver(policy)
+    threads = concurrent.futures.ThreadPoolExecutor(_slot_count(the_env) + 2,
+                                                    thread_name_prefix="agentgym-rollout")
     try:
-        with _progress_bar(progress, len(jobs), name) as advance:
-            def emit(job: _Job, episode: Episode) -> None:
-                episode.metadata.update(metadata or {})
-                done[(job.index, job.member)] = episode
-                if writer:
-                    writer.write(episode)
-                advance(episode)
+        slots = _slots(the_env, threads)
+        with _progress_bar(progress, len(jobs), slots[0].env_id) as advance:
+            async def work(slot: _Slot) -> None:
+                while queue:
+                    job = queue.pop()
+                    episode = await _play(slot, driver.for_episode(job.sampling_seed), job,
+                                          history_window, f"{slot.env_id}:{job.group}")
+                    episode.metadata.update(metadata or {})
+                    done[(job.index, job.member)] = episode
+                    if writer:
+                        writer.write(episode)
+                    advance(episode)
 
-            if isinstance(the_env, Pool):
-                _run_pooled(the_env, policy, jobs, history_window, emit)
-            elif isinstance(the_env, (list, tuple)):
-                _run_batched(list(the_env), policy, jobs, history_window, emit)
-            else:
-                for job in jobs:
-                    episode = run_episode(the_env, _episode_policy(policy, job.sampling_seed),
-                                          seed=job.task_seed, options=job.options,
-                                          history_window=history_window,
-                                          group_id=f"{name}:{job.group}")
-                    emit(job, episode)
+            await asyncio.gather(*(work(slot) for slot in slots))
     finally:
+        await driver.aclose()
+        threads.shutdown(wait=False)
         if writer:
             writer.close()
         if own_env:
@@ -254,101 +259,260 @@ def rollout(
 class _Job:
     index: int
     member: int
-    task_seed: int
+    task_seed: int | None
     options: dict[str, Any]
-    group: str
-    sampling_seed: int
+    group: str | None
+    sampling_seed: int | None
 
 
-def _episode_policy(policy: Callable[[Conversation], str], seed: int
-                    ) -> Callable[[Conversation], str]:
+def _run(coroutine: Awaitable[Any]) -> Any:
+    """Run a coroutine to the end, from synchronous code (even inside a running loop)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)  # type: ignore[arg-type]
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:  # a notebook's loop is busy
+        return thread.submit(asyncio.run, coroutine).result()
+
+
+async def _play(slot: _Slot, act: _Act, job: _Job,
+                history_window: int | None, group_id: str | None) -> Episode:
+    """One episode in ``slot``: reset, then the policy and the env in turn until it ends."""
+    recorder = EpisodeRecorder(slot.env_id, slot.system_prompt, slot.encode,
+                               seed=job.task_seed, group_id=group_id,
+                               history_window=history_window,
+                               metadata=describe(act.policy))
+    try:
+        recorder.begin(*(await slot.call("reset", seed=job.task_seed, options=job.options))[0])
+    except LifecycleError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a failed reset is recorded, not raised
+        recorder.fail("EnvError", _reason(exc))
+    while not recorder.done:
+        started = time.perf_counter()
+        try:
+            action = await act(recorder.conversation())
+        except Exception as exc:  # noqa: BLE001 - a policy bug or a dead server is recorded
+            recorder.fail("PolicyError", _reason(exc))
+            break
+        policy_seconds = time.perf_counter() - started
+        try:
+            step, env_seconds = await slot.call("step", action)
+        except LifecycleError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an engine crash is recorded, not raised
+            recorder.fail("EnvError", _reason(exc))
+            break
+        recorder.record(action, step, policy_seconds, env_seconds)
+    return recorder.finish()
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, _SlotError) else f"{type(exc).__name__}: {exc}"
+
+
+# ------------------------------------------------------------------------------ slots
+class _SlotError(Exception):
+    """A slot's call failed; the message is the reason as the slot gives it."""
+
+
+class _Slot:
+    """Where episodes run: ``call(method, ...)`` returns ``(value, env_seconds)``."""
+
+    env_id: str
+    system_prompt: str
+    encode: Callable[[Any], str]
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+        raise NotImplementedError
+
+
+class _EnvSlot(_Slot):
+    """An env object in this process (a local env, or a remote env's client)."""
+
+    def __init__(self, env: AgentEnv, threads: concurrent.futures.Executor) -> None:
+        self.env, self.threads = env, threads
+        self.env_id = getattr(env, "env_id", type(env).__name__)
+        self.system_prompt, self.encode = env.system_prompt(), env.protocol.encode
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+        run = functools.partial(_timed, getattr(self.env, method), *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self.threads, run)
+
+
+def _timed(function: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    started = time.perf_counter()
+    return function(*args, **kwargs), time.perf_counter() - started
+
+
+class _PoolSlot(_Slot):
+    """One env of a pool; a shared pump hands each slot the result of its call."""
+
+    def __init__(self, pump: _PoolPump, index: int) -> None:
+        self.pump, self.index = pump, index
+        pool = pump.pool
+        self.env_id = pool.call(index, "env_id")
+        self.system_prompt = pool.call(index, "system_prompt")
+        self.encode = pool.call(index, "protocol").encode
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+        result = await self.pump.call(self.index, method, *args, **kwargs)
+        if not result.ok:
+            raise _SlotError(result.error or "unknown")
+        return result.value, result.env_seconds
+
+
+class _PoolPump:
+    """Submits a pool's calls and polls it until every submitted call has its result.
+
+    Polling runs in the loop's thread: pools are not thread-safe.
+    """
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self.waiting: dict[int, asyncio.Future] = {}
+        self.task: asyncio.Task | None = None
+
+    async def call(self, env: int, method: str, *args: Any, **kwargs: Any) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        self.waiting[env] = future
+        self.pool.submit(env, method, *args, **kwargs)  # type: ignore[arg-type]
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._pump())
+        return await future
+
+    async def _pump(self) -> None:
+        pause = 0.001  # each poll walks the workers: a 1-5 ms pause keeps it cheap
+        while self.waiting:
+            results = self.pool.wait(timeout=0)
+            for result in results:
+                self.waiting.pop(result.env).set_result(result)
+            pause = 0.001 if results else min(pause * 2, 0.005)
+            await asyncio.sleep(pause)
+
+
+def _slot_count(env: Any) -> int:
+    from agentgym.pool import Pool
+
+    return len(env) if isinstance(env, (Pool, list, tuple)) else 1
+
+
+def _slots(env: Any, threads: concurrent.futures.Executor) -> list[_Slot]:
+    from agentgym.pool import Pool
+
+    if isinstance(env, Pool):
+        pump = _PoolPump(env)
+        return [_PoolSlot(pump, i) for i in range(len(env))]
+    if isinstance(env, (list, tuple)):
+        return [_EnvSlot(e, threads) for e in env]
+    return [_EnvSlot(env, threads)]
+
+
+# ------------------------------------------------------------------------------ policies
+class _Driver:
+    """Drives one policy for a rollout; ``for_episode(seed)`` gives an episode's ``act``."""
+
+    def __init__(self, policy: Any) -> None:
+        self.policy = policy
+
+    def for_episode(self, seed: int | None) -> _Act:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release what the policy holds for this event loop (async clients)."""
+        close = getattr(self.policy, "aclose", None)
+        if callable(close):
+            await close()
+
+
+def _driver(policy: Any) -> _Driver:
+    if callable(getattr(policy, "acall", None)):
+        return _AsyncDriver(policy)
+    if callable(getattr(policy, "generate", None)):
+        return _BatchDriver(policy)
+    return _ThreadDriver(policy)
+
+
+def _reseeded(policy: Any, seed: int | None) -> Any:
     """The policy for one episode: a reseeded copy, so interleaved episodes stay reproducible."""
-    if not isinstance(policy, SeededPolicy):
+    if seed is None or not isinstance(policy, SeededPolicy):
         return policy
     own = copy.copy(policy)
     own.reseed(seed)
     return own
 
 
-def _run_batched(envs: list[AgentEnv], policy: Any, jobs: list[_Job],
-                 history_window: int | None, emit: Callable[[_Job, Episode], None]) -> None:
-    """One episode per env at once; each ``policy.generate`` call serves every waiting one."""
-    queue = list(reversed(jobs))
-    active: dict[int, tuple[_Job, EpisodeRecorder]] = {}
+class _AsyncDriver(_Driver):
+    """A policy with ``async acall(conversation)``: awaited, so calls overlap."""
 
-    def start(slot: int) -> None:
-        if queue:
-            job, env = queue.pop(), envs[slot]
-            recorder = EpisodeRecorder(env.env_id, env.system_prompt(), env.protocol.encode,
-                                       policy, seed=job.task_seed,
-                                       group_id=f"{env.env_id}:{job.group}",
-                                       history_window=history_window)
-            recorder.begin(*env.reset(seed=job.task_seed, options=job.options))
-            active[slot] = (job, recorder)
-
-    for slot in range(len(envs)):
-        start(slot)
-    while active:
-        slots = sorted(active)
-        started = time.perf_counter()
-        try:
-            replies = policy.generate([active[s][1].conversation() for s in slots])
-        except Exception as exc:  # a failed generation fails the episodes it served
-            replies = None
-            for slot in slots:
-                active[slot][1].fail("PolicyError", f"{type(exc).__name__}: {exc}")
-        share = (time.perf_counter() - started) / len(slots)
-        for n, slot in enumerate(slots):
-            job, recorder = active[slot]
-            if replies is not None:
-                action = replies[n].text
-                stepped = time.perf_counter()
-                recorder.record(action, envs[slot].step(action), share,
-                                time.perf_counter() - stepped)
-            if recorder.done:
-                del active[slot]
-                emit(job, recorder.finish())
-                start(slot)
+    def for_episode(self, seed: int | None) -> _Act:
+        own = _reseeded(self.policy, seed)
+        return _Act(own.acall, own)
 
 
-def _run_pooled(pool: Pool, policy: Callable[[Conversation], str], jobs: list[_Job],
-                history_window: int | None, emit: Callable[[_Job, Episode], None]) -> None:
-    """Every env of the pool plays an episode; the policy answers each step as it returns."""
-    queue = list(reversed(jobs))
-    env_ids = [pool.call(i, "env_id") for i in range(len(pool))]
-    prompts = [pool.call(i, "system_prompt") for i in range(len(pool))]
-    protocols = [pool.call(i, "protocol") for i in range(len(pool))]
-    active: dict[int, tuple[_Job, EpisodeRecorder, Any, float]] = {}
+class _ThreadDriver(_Driver):
+    """A plain callable: called in a thread (the loop stays free), one call at a time."""
 
-    def start(slot: int) -> None:
-        if queue:
-            job = queue.pop()
-            recorder = EpisodeRecorder(env_ids[slot], prompts[slot], protocols[slot].encode,
-                                       _episode_policy(policy, job.sampling_seed),
-                                       seed=job.task_seed, group_id=f"{env_ids[slot]}:{job.group}",
-                                       history_window=history_window)
-            active[slot] = (job, recorder, None, 0.0)
-            pool.submit(slot, "reset", seed=job.task_seed, options=job.options)
+    def __init__(self, policy: Any) -> None:
+        super().__init__(policy)
+        self.lock = asyncio.Lock()
 
-    for slot in range(len(pool)):
-        start(slot)
-    while active:
-        for result in pool.wait():
-            job, recorder, action, policy_seconds = active[result.env]
-            if not result.ok:
-                recorder.fail("EnvError", result.error or "unknown")
-            elif result.method == "reset":
-                recorder.begin(*result.value)
-            else:
-                recorder.record(action, result.value, policy_seconds, result.env_seconds)
-            acted = None if recorder.done else recorder.act()
-            if acted is not None:  # generation here overlaps the other envs' steps
-                active[result.env] = (job, recorder, *acted)
-                pool.submit(result.env, "step", acted[0])
-                continue
-            del active[result.env]
-            emit(job, recorder.finish())
-            start(result.env)
+    def for_episode(self, seed: int | None) -> _Act:
+        own = _reseeded(self.policy, seed)
+
+        async def act(conversation: Conversation) -> str:
+            async with self.lock:
+                return await asyncio.to_thread(own, conversation)
+
+        return _Act(act, own)
+
+
+class _BatchDriver(_Driver):
+    """A policy with ``generate(conversations)``: one call answers every waiting episode.
+
+    Calls never overlap; episodes that ask while one runs go into the next.
+    """
+
+    def __init__(self, policy: Any) -> None:
+        super().__init__(policy)
+        self.lock = asyncio.Lock()
+        self.waiting: list[tuple[Conversation, asyncio.Future]] = []
+
+    def for_episode(self, seed: int | None) -> _Act:
+        return _Act(self.ask, self.policy)
+
+    async def ask(self, conversation: Conversation) -> str:
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.append((conversation, future))
+        await self._flush()
+        return await future
+
+    async def _flush(self) -> None:
+        async with self.lock:
+            for _ in range(3):  # let every episode that is ready join this batch
+                await asyncio.sleep(0)
+            batch, self.waiting = self.waiting, []
+            if not batch:
+                return
+            try:
+                replies = await asyncio.to_thread(self.policy.generate, [c for c, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - fails the episodes it served
+                for _, future in batch:
+                    future.set_exception(exc)
+                return
+            for (_, future), reply in zip(batch, replies, strict=True):
+                future.set_result(reply.text)
+
+
+@dataclass(frozen=True)
+class _Act:
+    """An episode's way to ask for an action, and the policy it speaks for."""
+
+    ask: Callable[[Conversation], Awaitable[str]]
+    policy: Any
+
+    async def __call__(self, conversation: Conversation) -> str:
+        return await self.ask(conversation)
 
 
 def _plan(tasks: int | Sequence[str], seed: int, split: str | None) -> list[tuple[int, dict]]:

@@ -1,5 +1,6 @@
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -10,21 +11,38 @@ from agentgym.rollout import sampling_seed, windowed
 
 
 class ChatServer:
-    """A real OpenAI-style HTTP server on loopback that answers from a script of replies."""
+    """A real OpenAI-style HTTP server on loopback.
 
-    def __init__(self, replies):
-        self.replies = list(replies)
+    ``replies`` is a script of ``(status, content)`` replies, or a function of the request
+    body returning one. ``delay`` seconds pass before each answer; ``peak`` is the most
+    requests that were in flight at once.
+    """
+
+    def __init__(self, replies, delay=0.0):
+        script = None if callable(replies) else list(replies)
         self.requests = []
+        self.in_flight = self.peak = 0
+        lock = threading.Lock()
         server = self
+
+        def answer(body):
+            if script is None:
+                return replies(body)
+            return script.pop(0) if script else (200, "<action>look</action>")
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append((self.path, body))
-                default = (200, "<action>look</action>")
-                status, content = server.replies.pop(0) if server.replies else default
+                with lock:
+                    server.requests.append((self.path, body))
+                    server.in_flight += 1
+                    server.peak = max(server.peak, server.in_flight)
+                    status, content = answer(body)
+                time.sleep(delay)
                 payload = (json.dumps({"choices": [{"message": {"role": "assistant",
                            "content": content}}]}) if status == 200 else "overloaded").encode()
+                with lock:
+                    server.in_flight -= 1
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()

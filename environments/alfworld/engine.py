@@ -88,6 +88,7 @@ def grammar_text() -> str:
 
 
 # ---------------------------------------------------------------------------- caches
+_ENGINE = threading.RLock()  # one engine call at a time: TatSu's parsers are shared, unsafe
 GAMES_CACHED = 32  # games whose translations stay in memory (a few MB each)
 _cache_lock = threading.Lock()
 _cache_users = 0
@@ -255,18 +256,18 @@ class AlfredEngine:
         """Load a game (the JSON content of a ``game.tw-pddl`` file)."""
         forget_interned()
         game = dict(game, grammar=in_dialect(game["grammar"], self.dialect))
-        with engine_caches():
+        with _ENGINE, engine_caches():
             self._env.load(game)
         self.game = game
 
     def reset(self) -> Any:
         """Start the loaded game over; its first state."""
-        with engine_caches():
+        with _ENGINE, engine_caches():
             return self._env.reset()
 
     def step(self, command: str) -> Any:
         """Play one command; the next state."""
-        with engine_caches():
+        with _ENGINE, engine_caches():
             state, _, _ = self._env.step(command)
         return state
 

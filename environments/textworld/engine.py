@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 _BANNER_LINE = re.compile(r"\$\$|^[\s_|\\/]+$")
+ENGINE_LOCK = threading.RLock()
+"""Held while TextWorld makes or loads a game: it parses logic with one shared, unsafe parser."""
 
 
 def clean_feedback(text: str) -> str:
@@ -27,11 +30,13 @@ def clean_feedback(text: str) -> str:
 def start_engine(path: Path, infos: Any) -> Any:
     """Start TextWorld on a game file, without jericho's "not fully supported" warning.
 
-    TextWorld tracks score and state itself, so jericho's own detection is not needed.
+    TextWorld tracks score and state itself, so jericho's own detection is not needed. One
+    game loads at a time per process: TextWorld's logic parser is shared and not thread-safe
+    (envs of a rollout, or sessions of ``agentgym serve``, load games from several threads).
     """
     import textworld
 
-    with quiet_engine():
+    with ENGINE_LOCK, quiet_engine():
         return textworld.start(str(path), request_infos=infos)
 
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from agentgym.cache import cache_root, cached_folder
 from agentgym.errors import InvalidOptionError, did_you_mean
-from environments.textworld.engine import quiet_engine, start_engine
+from environments.textworld.engine import ENGINE_LOCK, quiet_engine, start_engine
 
 Split = Literal["train", "test"]
 SPLITS: tuple[str, ...] = ("train", "test")
@@ -106,7 +106,12 @@ def default_cache_dir() -> Path:
 def ensure_game(spec: GameSpec, seed: int, cache_dir: Path | None = None) -> Path:
     """The path of the compiled game for (spec, seed), building it if it is not cached."""
     folder = (cache_dir or default_cache_dir()) / spec.cache_tag() / f"seed-{seed}"
-    cached_folder(folder, lambda staging: _compile(spec, seed, staging / "game.z8"))
+
+    def build(staging: Path) -> None:
+        with ENGINE_LOCK:  # games of a rollout's envs are made from several threads
+            _compile(spec, seed, staging / "game.z8")
+
+    cached_folder(folder, build)
     return folder / "game.z8"
 
 
