@@ -127,7 +127,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     if not Path(args.file).is_file():
         raise InvalidOptionError(f"No episode file {args.file!r}.")
-    if not args.print and sys.stdout.isatty():
+    if not args.print and sys.stdout.isatty() and not (args.policy or args.run):
         from agentgym.viewer import ReplayApp
 
         ReplayApp(args.file, follow=args.follow).run()
@@ -164,7 +164,8 @@ def print_replay(args: argparse.Namespace) -> int:
                 console.print(f"skipped {index.path}:{row.line}: {row.error}", style="yellow",
                               markup=False)
         good = [index.episode(i) for i in range(shown, len(index))
-                if not index.summary(i).corrupt]
+                if not index.summary(i).corrupt
+                and selected(index.summary(i).policy, index.summary(i).run_id, args)]
         if good or not args.follow:
             console.print(episode_list(good))
         shown = len(index)
@@ -172,6 +173,19 @@ def print_replay(args: argparse.Namespace) -> int:
             return 0
         time.sleep(0.5)
         index.refresh()
+
+
+def selected(policy: str, run_id: str, args: argparse.Namespace) -> bool:
+    """Whether an episode of this policy and run passes ``--policy`` and ``--run``."""
+    return args.policy in (None, policy) and args.run in (None, run_id)
+
+
+def add_selection(parser: argparse.ArgumentParser) -> None:
+    """``--policy`` and ``--run``: keep only one policy's or one rollout's episodes."""
+    parser.add_argument("--policy", default=None, help="only this policy's episodes "
+                        "(as recorded: expert, random, openai, ...)")
+    parser.add_argument("--run", default=None, help="only the episodes of this run id "
+                        "(metadata run_id; group ids contain it)")
 
 
 def load_spec_argument(text: str) -> Any:
@@ -206,9 +220,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from agentgym.summary import channel_values, stats_table, summary_table
 
     console = Console()
-    episodes = load_episodes(args.file, console)
+    episodes = [e for e in load_episodes(args.file, console)
+                if selected(str(e.metadata.get("policy", "")), str(e.metadata.get("run_id", "")),
+                            args)]
     if not episodes:
-        raise InvalidOptionError(f"{args.file} holds no readable episodes.")
+        raise InvalidOptionError(f"{args.file} holds no readable episodes"
+                                 + (" of that policy and run." if args.policy or args.run
+                                    else "."))
     console.print(summary_table({args.file: episodes}, title="Run"))
     console.print(stats_table(channel_values(episodes), title="Channels (per episode)"))
     if args.spec:
@@ -349,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("file")
     stats.add_argument("--spec", default=None,
                        help="a reward spec (YAML/JSON file or inline mapping) to re-score with")
+    add_selection(stats)
     stats.set_defaults(fn=cmd_stats)
 
     probe = sub.add_parser("probe", help="try known reward hacks on an env; compare with honest")
@@ -434,6 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--turn", type=int, default=None, help="with --episode: only this turn")
     replay.add_argument("--follow", action="store_true",
                         help="keep watching the file for episodes a running rollout appends")
+    add_selection(replay)  # --print; in the viewer, filter with policy:NAME run:ID
     replay.set_defaults(fn=cmd_replay)
     return parser
 

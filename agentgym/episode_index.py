@@ -25,6 +25,8 @@ class Summary:
     env_id: str = ""
     task_id: str = ""
     group_id: str = ""
+    policy: str = ""
+    run_id: str = ""
     success: bool = False
     total_reward: float = 0.0
     turns: int = 0
@@ -102,7 +104,8 @@ class EpisodeIndex:
         failed = next((t.index for t in episode.turns if not t.action_valid), None)
         return Summary(
             line=self.line_numbers[i], env_id=episode.env_id, task_id=episode.task_id,
-            group_id=episode.group_id or "", success=episode.outcome.success,
+            group_id=episode.group_id or "", policy=str(episode.metadata.get("policy", "")),
+            run_id=str(episode.metadata.get("run_id", "")), success=episode.outcome.success,
             total_reward=episode.outcome.total_reward, turns=episode.num_turns,
             invalid_turns=sum(not t.action_valid for t in episode.turns),
             failed=episode.error["type"] if episode.error else "",

@@ -20,6 +20,7 @@ import concurrent.futures
 import copy
 import functools
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,6 +173,7 @@ def rollout(
     progress: bool = True,
     env_kwargs: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
+    run_id: str | None = None,
 ) -> list[Episode]:
     """Run ``policy`` on ``tasks`` x ``group_size`` episodes.
 
@@ -192,13 +194,18 @@ def rollout(
         progress: Show a progress bar.
         env_kwargs: Keyword arguments for ``make`` when ``env`` is an id.
         metadata: Added to every episode's metadata.
+        run_id: Names this rollout on its records (``metadata["run_id"]``) and in every
+            ``group_id`` (``<env>:<run>:<seed>:<task>``), so groups of different runs or
+            policies never share an id, even appended to one file (default: a new random
+            id).
 
     Returns:
         The episodes, in task order, then group-member order.
     """
     return _run(arollout(env, policy, tasks=tasks, group_size=group_size, seed=seed,
                          split=split, out=out, history_window=history_window,
-                         progress=progress, env_kwargs=env_kwargs, metadata=metadata))
+                         progress=progress, env_kwargs=env_kwargs, metadata=metadata,
+                         run_id=run_id))
 
 
 async def arollout(
@@ -214,11 +221,13 @@ async def arollout(
     progress: bool = True,
     env_kwargs: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
+    run_id: str | None = None,
 ) -> list[Episode]:
     """:func:`rollout` for callers that run an event loop: the same arguments and result."""
     from agentgym.registry import make
 
-    jobs = [_Job(index, member, task_seed, options, f"{seed}:{index}",
+    run_id = run_id or uuid.uuid4().hex[:8]
+    jobs = [_Job(index, member, task_seed, options, f"{run_id}:{seed}:{index}",
                  sampling_seed(seed, index, member))
             for index, (task_seed, options) in enumerate(_plan(tasks, seed, split))
             for member in range(group_size)]
@@ -238,7 +247,7 @@ async def arollout(
                     job = queue.pop()
                     episode = await _play(slot, driver.for_episode(job.sampling_seed), job,
                                           history_window, f"{slot.env_id}:{job.group}")
-                    episode.metadata.update(metadata or {})
+                    episode.metadata.update({**(metadata or {}), "run_id": run_id})
                     done[(job.index, job.member)] = episode
                     if writer:
                         writer.write(episode)

@@ -29,7 +29,7 @@ SORTS: tuple[tuple[str, Any], ...] = (
 )
 HELP = """\
 [b]Episode list[/b]
-  enter      open the episode          /          filter (env:, group:, success:yes|no, text)
+  enter      open the episode          /          filter (env: group: policy: run: success: text)
   s          next sort order           ] [        next / previous page
   g          group view of the row     q          quit
 
@@ -52,6 +52,10 @@ def matches(summary: Summary, query: str) -> bool:
             ok = value.lower() in summary.env_id.lower()
         elif sep and key == "group":
             ok = value == summary.group_id
+        elif sep and key == "policy":
+            ok = value == summary.policy
+        elif sep and key == "run":
+            ok = value == summary.run_id
         elif sep and key == "success":
             ok = summary.success == (value.lower() in ("yes", "true", "1"))
         else:
@@ -240,7 +244,8 @@ class ReplayApp(App):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder="filter: env:Search success:no group:ID words", id="filter")
+        yield Input(placeholder="filter: env:Search success:no group:ID policy:NAME run:ID words",
+                    id="filter")
         yield DataTable(id="episodes", cursor_type="row", zebra_stripes=True)
         yield Footer()
 

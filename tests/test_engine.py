@@ -54,7 +54,7 @@ class Async:
 
 
 def transcripts(episodes):
-    return [(e.task_id, e.group_id.split(":", 1)[1], e.outcome.total_reward, e.truncated,
+    return [(e.task_id, e.group_id.split(":", 2)[2], e.outcome.total_reward, e.truncated,
              [(t.action, t.observation, t.reward, t.state_key) for t in e.turns],
              e.final_observation) for e in episodes]
 

@@ -1,4 +1,7 @@
 import json
+import re
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -171,3 +174,33 @@ def test_policy_sees_the_window(easy_env):
 def test_expert_policy_without_expert_is_a_policy_error():
     with pytest.raises(agentgym.PolicyError, match="no expert action"):
         agentgym.ExpertPolicy()(Conversation([], {"expert_action": None}, str))
+
+
+def test_group_ids_never_collide_across_policies_and_appended_runs(tmp_path):
+    """Two policies in one command, the command run twice into one file: 8 distinct groups."""
+    out = tmp_path / "runs.jsonl"
+    command = [sys.executable, "-m", "agentgym.cli", "rollout", "TextWorld-v0", "--policy",
+               "expert", "--policy", "random", "--tasks", "2", "--group", "2", "--env-arg",
+               "preset=easy", "--env-arg", "max_turns=8", "--out", str(out)]
+    for _ in range(2):
+        assert subprocess.run(command, capture_output=True, timeout=600).returncode == 0
+    episodes = agentgym.read_episodes(out)
+    runs = {}
+    for episode in episodes:
+        runs.setdefault(episode.group_id, set()).add(
+            (episode.metadata["policy"], episode.metadata["run_id"]))
+    assert len(episodes) == 16 and len(runs) == 8
+    assert all(len(owners) == 1 for owners in runs.values())
+    assert len(set().union(*runs.values())) == 4  # 2 policies x 2 runs
+    expert_run = next(e.metadata["run_id"] for e in episodes if e.metadata["policy"] == "expert")
+
+    def cli(*args):
+        done = subprocess.run([sys.executable, "-m", "agentgym.cli", *args, str(out)],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert re.search(r"episodes\s*│\s*8 ", cli("stats", "--policy", "expert"))
+    assert re.search(r"success_rate\s*│\s*100.0%", cli("stats", "--policy", "expert"))
+    listed = cli("replay", "--print", "--run", expert_run)
+    assert len(re.findall(r"^│ \d+ ", listed, re.M)) == 4  # one row per episode

@@ -103,6 +103,8 @@ def test_filter_and_sort(episode_file):
         assert "filter: success:yes" in app.sub_title
         await pilot.press("slash", *"group:g0", "enter")
         assert len(app.query_one("DataTable").rows) == 3
+        await pilot.press("slash", *"policy:random", "enter")
+        assert len(app.query_one("DataTable").rows) == 3  # the rollout's three episodes
         await pilot.press("slash", "enter")   # an empty filter shows everything again
         await pilot.press("s")                # sort by return
         returns = [app.index.summary(int(k.value)).total_reward
