@@ -85,7 +85,7 @@ def test_config_errors_name_the_line_and_what_is_allowed(tmp_path):
     with pytest.raises(ConfigError, match=r"config.yaml:3: unknown key 'stepz' in rl; allowed: "
                        r"steps, .*Did you mean `steps`"):
         load_config(write(tmp_path, "env: {id: TextWorld-v0}\nrl:\n  stepz: 3\n"))
-    with pytest.raises(ConfigError, match=r"config.yaml:2: model path '/nope' does not exist"):
+    with pytest.raises(ConfigError, match=r"config.yaml:2: Model '/nope' is not here"):
         load_config(write(tmp_path, "env: {id: TextWorld-v0}\nmodel: {name: /nope}\n"))
     with pytest.raises(ConfigError, match=r"config.yaml:2: the reward spec names a channel "
                        r"TextWorld-v0 does not record.*'resolved'.*outcome channels: success"):
@@ -189,3 +189,28 @@ def test_lora_trains_only_the_adapters_and_resumes(world, tmp_path):
 
     plain, _ = load_pretrained(tmp_path / "ckpt")  # what agentgym eval loads: merged weights
     assert not any("lora_" in k for k in plain.state_dict())
+
+
+def test_models_resolve_by_name_from_the_local_hugging_face_cache(world, tmp_path, monkeypatch):
+    """``org/name`` loads from the cache's snapshot, with no network; a miss says where."""
+    from huggingface_hub import constants
+
+    from trainers.models import load_pretrained, resolve_model
+
+    *_, model, tokenizer = world
+    snapshot = tmp_path / "hub" / "models--acme--tiny-chat" / "snapshots" / "0123abcd"
+    model.save_pretrained(snapshot)
+    tokenizer.save_pretrained(snapshot)
+    (tmp_path / "hub" / "models--acme--tiny-chat" / "refs").mkdir()
+    (tmp_path / "hub" / "models--acme--tiny-chat" / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert resolve_model("acme/tiny-chat") == snapshot
+    loaded, _ = load_pretrained("acme/tiny-chat")
+    assert loaded.config.hidden_size == model.config.hidden_size
+    with pytest.raises(agentgym.InvalidOptionError, match=r"Hugging Face cache .*hub.*"
+                       r"huggingface-cli download acme/absent"):
+        resolve_model("acme/absent")
+    config = tmp_path / "config.yaml"
+    config.write_text("env: {id: TextWorld-v0}\nmodel: {name: acme/tiny-chat}\n")
+    assert load_config(config).model.name == "acme/tiny-chat"

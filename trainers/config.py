@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentgym.errors import AgentGymError, did_you_mean
+from agentgym.errors import AgentGymError, InvalidOptionError, did_you_mean
 from trainers.learner import LoraConfig, LossConfig, OptimConfig
 
 
@@ -208,10 +208,13 @@ def _check_semantics(config: TrainConfig, path: Path, lines: dict) -> None:
         env_class = spec(config.env.id).load()
     except KeyError as exc:
         raise ConfigError(f"{_where(path, lines, ('env', 'id'))}: {exc}") from exc
-    if config.model.name != "tiny" and not (Path(config.model.name) / "config.json").is_file():
-        raise ConfigError(f"{_where(path, lines, ('model', 'name'))}: model path "
-                          f"{config.model.name!r} does not exist or holds no config.json; give a "
-                          "local model folder or 'tiny'.")
+    if config.model.name != "tiny":
+        from trainers.models import resolve_model
+
+        try:
+            resolve_model(config.model.name)
+        except InvalidOptionError as exc:
+            raise ConfigError(f"{_where(path, lines, ('model', 'name'))}: {exc}") from exc
     try:
         reward = from_dict(config.reward)
         reward(_declared_episode(env_class))

@@ -49,17 +49,43 @@ def tiny_from_texts(texts: Iterable[str], vocab_size: int = 1024, seed: int = 0,
     return tiny_model(tokenizer, seed=seed, **model_kwargs), tokenizer
 
 
-def load_pretrained(path: str | Path) -> tuple[Any, Any]:
-    """A model and tokenizer from a local folder (``save_pretrained`` layout).
+def resolve_model(name: str | Path) -> Path:
+    """The local folder of a model: a folder itself, or a Hugging Face id in the local cache.
+
+    ``Qwen/Qwen2.5-0.5B-Instruct`` resolves to its snapshot in the Hugging Face cache
+    (``HF_HUB_CACHE``, by default ``~/.cache/huggingface/hub``) with no network access.
 
     Raises:
-        InvalidOptionError: if the folder does not exist or holds no model.
+        InvalidOptionError: naming where it looked and how to provide the files.
     """
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise InvalidOptionError(
-            f"Model path {str(path)!r} does not exist or has no config.json; give a local "
-            "model folder, or 'tiny' to build a small model here.")
+    path = Path(name)
+    if (path / "config.json").is_file():
+        return path
+    looked = [f"the folder {str(path)!r}"]
+    if str(name).count("/") == 1 and not path.is_absolute():
+        from huggingface_hub import constants, snapshot_download
+
+        looked.append(f"the Hugging Face cache {constants.HF_HUB_CACHE}")
+        try:
+            found = Path(snapshot_download(str(name), local_files_only=True))
+        except Exception:  # noqa: BLE001 - any miss means "not in the cache"
+            found = None
+        if found is not None and (found / "config.json").is_file():
+            return found
+    raise InvalidOptionError(
+        f"Model {str(name)!r} is not here: looked in {' and '.join(looked)}. Nothing is "
+        "downloaded; on a machine with network run `huggingface-cli download "
+        f"{name}` and copy its cache folder here (or set HF_HUB_CACHE), give a local folder "
+        "in save_pretrained layout, or 'tiny' to build a small model here.")
+
+
+def load_pretrained(path: str | Path) -> tuple[Any, Any]:
+    """A model and tokenizer from a local folder or a cached Hugging Face id.
+
+    Raises:
+        InvalidOptionError: if neither holds the model (see :func:`resolve_model`).
+    """
+    path = resolve_model(path)
     transformers = quiet_transformers()
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)
     model = transformers.AutoModelForCausalLM.from_pretrained(path)
