@@ -15,7 +15,7 @@ from typing import Any
 
 from agentgym.errors import RecordError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: turns may carry the sampled token ids and log-probs
 
 
 @dataclass
@@ -37,6 +37,9 @@ class Turn:
         policy_seconds: Time the policy took to produce the action.
         env_seconds: Time ``env.step`` took.
         advantage: Filled in by a credit-assignment stage; ``None`` when not computed.
+        token_ids: The token ids the sampler produced for this action, when the policy
+            reports them (token-in/token-out: training uses these, never a re-encoding).
+        logprobs: The sampler's log-probability of each of those tokens.
     """
 
     index: int
@@ -53,6 +56,8 @@ class Turn:
     policy_seconds: float = 0.0
     env_seconds: float = 0.0
     advantage: float | None = None
+    token_ids: list[int] | None = None
+    logprobs: list[float] | None = None
 
 
 @dataclass
@@ -166,6 +171,14 @@ def _allowed(annotation: str) -> tuple[type, ...]:
     return kinds
 
 
+def _elements_fit(annotation: str, value: Any) -> bool:
+    """Whether a ``list[int]`` / ``list[float]`` field holds only numbers of that kind."""
+    if not isinstance(value, list) or "list[" not in annotation:
+        return True
+    kinds = _JSON_TYPES[annotation.split("list[")[1].split("]")[0]]
+    return all(isinstance(x, kinds) and not isinstance(x, bool) for x in value)
+
+
 def _build(kind: type, data: Any) -> Any:
     if not isinstance(data, dict):
         raise RecordError(f"{kind.__name__} record must be an object, got {type(data).__name__}.")
@@ -179,7 +192,8 @@ def _build(kind: type, data: Any) -> Any:
     for name, value in data.items():
         allowed = _allowed(str(known[name].type))
         # bool is an int in Python, but a JSON true is not a turn index
-        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed) \
+                or not _elements_fit(str(known[name].type), value):
             raise RecordError(f"{kind.__name__} field {name!r} must be {known[name].type}, "
                               f"got {type(value).__name__}.")
     try:

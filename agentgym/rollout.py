@@ -87,8 +87,9 @@ class EpisodeRecorder:
         return Conversation(windowed(self.messages, self.history_window), self.info,
                             self.encode, len(self.episode.turns))
 
-    def record(self, action: Any, step: tuple, policy_seconds: float, env_seconds: float) -> None:
-        """Record one ``step`` result."""
+    def record(self, action: Any, step: tuple, policy_seconds: float, env_seconds: float,
+               sampled: Any = None) -> None:
+        """Record one ``step`` result (``sampled``: the reply's token ids and log-probs)."""
         next_obs, reward, terminated, truncated, step_info = step
         text = action if isinstance(action, str) else str(action)
         self.episode.turns.append(Turn(
@@ -100,6 +101,8 @@ class EpisodeRecorder:
             state_key=self.info.get("state_key"), next_state_key=step_info.get("state_key"),
             info={k: self.info.get(k) for k in TURN_INFO_KEYS if k in self.info},
             policy_seconds=policy_seconds, env_seconds=env_seconds,
+            token_ids=list(getattr(sampled, "token_ids", None) or []) or None,
+            logprobs=list(getattr(sampled, "logprobs", None) or []) or None,
         ))
         self.messages += [{"role": "assistant", "content": text},
                           {"role": "user", "content": next_obs}]
@@ -300,10 +303,11 @@ async def _play(slot: _Slot, act: _Act, job: _Job,
     while not recorder.done:
         started = time.perf_counter()
         try:
-            action = await act(recorder.conversation())
+            reply = await act(recorder.conversation())
         except Exception as exc:  # noqa: BLE001 - a policy bug or a dead server is recorded
             recorder.fail("PolicyError", _reason(exc))
             break
+        action = getattr(reply, "text", reply)  # a generation carries its token ids
         policy_seconds = time.perf_counter() - started
         try:
             step, env_seconds = await slot.call("step", action)
@@ -312,7 +316,7 @@ async def _play(slot: _Slot, act: _Act, job: _Job,
         except Exception as exc:  # noqa: BLE001 - an engine crash is recorded, not raised
             recorder.fail("EnvError", _reason(exc))
             break
-        recorder.record(action, step, policy_seconds, env_seconds)
+        recorder.record(action, step, policy_seconds, env_seconds, sampled=reply)
     return recorder.finish()
 
 
@@ -490,7 +494,7 @@ class _BatchDriver(_Driver):
     def for_episode(self, seed: int | None) -> _Act:
         return _Act(self.ask, self.policy)
 
-    async def ask(self, conversation: Conversation) -> str:
+    async def ask(self, conversation: Conversation) -> Any:
         future = asyncio.get_running_loop().create_future()
         self.waiting.append((conversation, future))
         await self._flush()
@@ -510,7 +514,7 @@ class _BatchDriver(_Driver):
                     future.set_exception(exc)
                 return
             for (_, future), reply in zip(batch, replies, strict=True):
-                future.set_result(reply.text)
+                future.set_result(reply)  # the whole generation: text, token ids, log-probs
 
 
 @dataclass(frozen=True)

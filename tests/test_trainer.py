@@ -214,3 +214,33 @@ def test_models_resolve_by_name_from_the_local_hugging_face_cache(world, tmp_pat
     config = tmp_path / "config.yaml"
     config.write_text("env: {id: TextWorld-v0}\nmodel: {name: acme/tiny-chat}\n")
     assert load_config(config).model.name == "acme/tiny-chat"
+
+
+def test_trained_ids_are_the_sampled_ids(world):
+    """Token-in/token-out: rollouts record the sampled ids, and tokenisation trains on them,
+    even where decoding and re-encoding the text would give other ids."""
+    from trainers import tokenize_episode
+
+    env, experts, _, model, tokenizer = world
+    policy = TransformersPolicy(model, tokenizer, max_new_tokens=6, seed=3)
+    (episode,) = agentgym.rollout([env], policy, tasks=1, progress=False)
+    turn = episode.turns[0]
+    assert turn.token_ids and len(turn.logprobs) == len(turn.token_ids)
+    (row,) = tokenize_episode(episode, tokenizer)
+    generated = [i for i, t in zip(row.input_ids, row.turn_ids) if t == 0]
+    assert generated[:len(turn.token_ids)] == turn.token_ids
+
+    # ids the tokenizer would never produce for this text: the action spelled byte by byte
+    expert = experts[0]
+    action = expert.turns[0].action
+    spelled = [tokenizer.convert_tokens_to_ids(tokenizer.tokenize(ch)[0]) for ch in action
+               if tokenizer.tokenize(ch)]
+    assert tokenizer.decode(spelled) == action
+    reencoded = tokenizer(action, add_special_tokens=False)["input_ids"]
+    assert spelled != reencoded  # decoding then re-encoding changes the ids
+    expert.turns[0].token_ids = spelled
+    (row,) = tokenize_episode(expert, tokenizer)
+    generated = [i for i, t in zip(row.input_ids, row.turn_ids) if t == 0]
+    assert generated == spelled + tokenizer(tokenizer.eos_token,
+                                            add_special_tokens=False)["input_ids"]
+    assert agentgym.Episode.from_json(json.dumps(expert.to_dict())).turns[0].token_ids == spelled

@@ -7,7 +7,11 @@ end-of-turn token (``<|im_end|>`` under ChatML); 0 on everything the environment
 template wrote. Per-turn advantages are broadcast to their turn's generated tokens.
 
 Each assistant message is tokenised on its own, as it was generated after its prompt, so
-the masked-in tokens decode back to exactly the assistant text. Two layouts:
+the masked-in tokens decode back to exactly the assistant text. When a turn carries the ids
+its sampler produced (``Turn.token_ids``: token-in/token-out), those ids are used as they are,
+followed by the template's end-of-turn token if the sampler did not emit it: the tokens
+trained on are the tokens sampled, even where re-encoding the text would give other ids.
+Two layouts:
 
 * ``"concatenated"``: one sequence per episode (meow-tea-taro's ``response_mask``);
 * ``"per_turn"``: one row per turn, the history so far as the prompt (verl-agent).
@@ -130,6 +134,18 @@ def _ids(tokenizer: Any, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
 
+def _piece_ids(tokenizer: Any, piece: _Piece, episode: Episode) -> list[int]:
+    """A piece's token ids: the sampled ids for a generated piece that has them."""
+    sampled = episode.turns[piece.turn].token_ids if piece.turn is not None else None
+    action = episode.turns[piece.turn].action if piece.turn is not None else ""
+    if not sampled or not piece.text.startswith(action):
+        return _ids(tokenizer, piece.text)
+    end = _ids(tokenizer, piece.text[len(action):])  # the template's end-of-turn token
+    if end and list(sampled[-len(end):]) == end:
+        return list(sampled)  # the sampler emitted it
+    return list(sampled) + end
+
+
 def tokenize_episode(
     episode: Episode,
     tokenizer: Any,
@@ -156,7 +172,7 @@ def tokenize_episode(
     if len(advantages) != episode.num_turns:
         raise TokenizationError(f"Episode {episode.episode_id} has {episode.num_turns} turns "
                                 f"but {len(advantages)} advantages.")
-    parts = [(piece, _ids(tokenizer, piece.text))
+    parts = [(piece, _piece_ids(tokenizer, piece, episode))
              for piece in pieces(tokenizer, episode_messages(episode))]
     if layout == "per_turn":
         rows = _per_turn_rows(parts, advantages, episode.episode_id)
