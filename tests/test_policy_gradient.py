@@ -64,3 +64,21 @@ def test_clipping_and_aggregation_by_hand():
     assert aggregate(values, mask, "seq-mean-token-sum-norm").item() == pytest.approx(2.0)
     assert math.isclose(float(kl(torch.tensor(0.0), torch.tensor(math.log(2)), "k3")),
                         2 - math.log(2) - 1, rel_tol=1e-6)
+
+
+def test_truncated_importance_weights_and_the_sampler_gap():
+    """By hand: exp(old - sampler) capped at C; 1 where the sampler said nothing."""
+    import math
+
+    from trainers.policy_gradient import TokenBatch, sampler_gap, truncated_is_weight
+
+    first = TokenizedSequence(input_ids=[1, 2, 3, 4], loss_mask=[0, 1, 1, 1],
+                              advantages=[0, 1, 1, 1], turn_ids=[-1, 0, 0, 0],
+                              sampler_logprobs=[math.nan, -1.0, -2.0, math.nan])
+    batch = TokenBatch.from_rows([first], pad_id=0)
+    old = torch.tensor([[-1.5, -0.5, -2.0]])  # predicted tokens 2, 3, 4
+    weight = truncated_is_weight(old, batch, cap=1.2)
+    expected = [min(math.exp(-1.5 + 1.0), 1.2), min(math.exp(-0.5 + 2.0), 1.2), 1.0]
+    assert torch.allclose(weight, torch.tensor([expected]))
+    mean, top, count = sampler_gap(old, batch)
+    assert count == 2 and math.isclose(top, 1.5) and math.isclose(mean, 1.0)

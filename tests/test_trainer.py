@@ -124,6 +124,11 @@ checkpoint_every: 1
     assert [r["step"] for r in rows] == [0, 1, 2]
     assert "eval/success_rate" in rows[0] and "losses/clipfrac" in rows[1]
     assert "channels/turn/format" in rows[1]
+    # token-in/token-out: the sampler's log-probs are compared with the trainer's
+    assert rows[1]["sampler/tokens"] > 0
+    # same weights, other kernels (cached decoding, left padding): float noise, not the nats a
+    # misaligned token would cost
+    assert 0 <= rows[1]["sampler/logprob_gap_mean"] <= rows[1]["sampler/logprob_gap_max"] < 0.05
     episodes = agentgym.read_episodes(tmp_path / "run" / "episodes.jsonl")
     assert len(episodes) == 8 and all(t.advantage is not None for e in episodes
                                       for t in e.turns)

@@ -107,5 +107,9 @@ eval: {{every: 2, tasks: 2}}
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [0, 1, 2]
     assert all("losses/loss" in r for r in rows[1:])
+    # token-in/token-out: vLLM's sampled ids are trained on, its log-probs compared
+    assert all(r["sampler/tokens"] > 0 and r["sampler/logprob_gap_max"] >= 0 for r in rows[1:])
     episodes = agentgym.read_episodes(out / "episodes.jsonl")
+    assert all(t.token_ids and len(t.logprobs) == len(t.token_ids)
+               for e in episodes for t in e.turns)
     assert len(episodes) == 8 and "vllm" in json.dumps(episodes[0].metadata)  # 2 x 2 x 2

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from agentgym.errors import InvalidOptionError
 from trainers.policy_gradient import (
     KLEstimator,
     LossAgg,
@@ -21,8 +22,10 @@ from trainers.policy_gradient import (
     aggregate,
     clipped_surrogate,
     kl,
+    sampler_gap,
     sft_loss,
     token_logprobs,
+    truncated_is_weight,
 )
 from trainers.tokenize import TokenizedSequence
 
@@ -57,6 +60,16 @@ class LossConfig:
     """``token-mean``, ``seq-mean-token-mean`` or ``seq-mean-token-sum-norm``."""
     epochs: int = 1
     """Passes over each batch of rollouts."""
+    tis_cap: float | None = None
+    """Truncated importance sampling: weight each token's surrogate by the trainer/sampler
+    probability ratio, capped here (e.g. 2.0); None leaves the surrogate as it is."""
+
+    def __post_init__(self) -> None:
+        cap = self.tis_cap
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, (int, float))
+                                or cap <= 0):
+            raise InvalidOptionError(f"loss.tis_cap must be a positive number (e.g. 2.0) or "
+                                     f"null, got {cap!r}.")
 
 
 @dataclass
@@ -71,6 +84,17 @@ class LoraConfig:
     """Dropout on the adapters' input."""
     target_modules: list[str] | None = None
     """Module names to adapt; None lets peft pick the attention projections it knows."""
+
+
+def _gap_metrics(gaps: list[tuple[float, float, int]]) -> dict[str, float]:
+    """The sampler/trainer log-prob mismatch of a batch (none if no turn recorded its own)."""
+    counted = [(mean, top, n) for mean, top, n in gaps if n]
+    if not counted:
+        return {}
+    tokens = sum(n for *_, n in counted)
+    return {"sampler/logprob_gap_mean": sum(m * n for m, _, n in counted) / tokens,
+            "sampler/logprob_gap_max": max(top for _, top, _ in counted),
+            "sampler/tokens": float(tokens)}
 
 
 class Learner:
@@ -146,6 +170,7 @@ class Learner:
                    if self.loss.kl_coef > 0 else None)
         stats: dict[str, list[float]] = {"loss": [], "kl": [], "clipfrac": [], "approx_kl": [],
                                          "grad_norm": []}
+        gaps = [sampler_gap(o, b) for o, b in zip(old, batches, strict=True)]
         for _ in range(self.loss.epochs):
             for n, batch in enumerate(batches):
                 metrics = self._rl_loss(batch, old[n], ref[n] if ref else None)
@@ -156,7 +181,7 @@ class Learner:
                     stats["grad_norm"].append(self._apply())
         self.step += 1
         return {f"losses/{k}": sum(v) / len(v) for k, v in stats.items() if v} | {
-            "tokens/trained": float(sum(b.tokens for b in batches))}
+            "tokens/trained": float(sum(b.tokens for b in batches))} | _gap_metrics(gaps)
 
     def _rl_loss(self, batch: TokenBatch, old: Any, ref: Any) -> dict[str, Any]:
         import torch
@@ -164,6 +189,8 @@ class Learner:
         logp = token_logprobs(self.model, batch)
         surrogate, clipped = clipped_surrogate(logp, old, batch.advantages, self.loss.clip)
         per_token = surrogate
+        if self.loss.tis_cap is not None:
+            per_token = per_token * truncated_is_weight(old, batch, self.loss.tis_cap)
         kl_value = torch.zeros(())
         if ref is not None:
             kl_tokens = kl(logp, ref, self.loss.kl_estimator)

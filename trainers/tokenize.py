@@ -23,6 +23,7 @@ so no reward-bearing turn disappears unreported.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -47,6 +48,8 @@ class TokenizedSequence:
         turn_ids: The turn each token was generated in, -1 for environment/template tokens.
         episode_id: The episode the row comes from.
         dropped_turns: Turns left out by truncation.
+        sampler_logprobs: The sampler's log-probability of each token it produced, NaN for
+            every other token (what the trainer compares its own log-probs with).
     """
 
     input_ids: list[int] = field(default_factory=list)
@@ -55,13 +58,17 @@ class TokenizedSequence:
     turn_ids: list[int] = field(default_factory=list)
     episode_id: str = ""
     dropped_turns: list[int] = field(default_factory=list)
+    sampler_logprobs: list[float] = field(default_factory=list)
 
-    def extend(self, ids: list[int], turn: int | None, advantage: float = 0.0) -> None:
+    def extend(self, ids: list[int], turn: int | None, advantage: float = 0.0,
+               sampler: Sequence[float] = ()) -> None:
         """Append tokens: generated ones (``turn`` given) or environment/template ones."""
         self.input_ids += ids
         self.loss_mask += [0 if turn is None else 1] * len(ids)
         self.advantages += [0.0 if turn is None else advantage] * len(ids)
         self.turn_ids += [-1 if turn is None else turn] * len(ids)
+        known = list(sampler)[:len(ids)]
+        self.sampler_logprobs += known + [math.nan] * (len(ids) - len(known))
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -134,16 +141,20 @@ def _ids(tokenizer: Any, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
 
-def _piece_ids(tokenizer: Any, piece: _Piece, episode: Episode) -> list[int]:
-    """A piece's token ids: the sampled ids for a generated piece that has them."""
-    sampled = episode.turns[piece.turn].token_ids if piece.turn is not None else None
-    action = episode.turns[piece.turn].action if piece.turn is not None else ""
-    if not sampled or not piece.text.startswith(action):
-        return _ids(tokenizer, piece.text)
-    end = _ids(tokenizer, piece.text[len(action):])  # the template's end-of-turn token
-    if end and list(sampled[-len(end):]) == end:
-        return list(sampled)  # the sampler emitted it
-    return list(sampled) + end
+def _piece_ids(tokenizer: Any, piece: _Piece, episode: Episode
+               ) -> tuple[list[int], list[float]]:
+    """A piece's token ids, and the sampler's log-probs of those it sampled.
+
+    A generated piece whose turn recorded its sampled ids gets exactly those ids.
+    """
+    turn = episode.turns[piece.turn] if piece.turn is not None else None
+    if turn is None or not turn.token_ids or not piece.text.startswith(turn.action):
+        return _ids(tokenizer, piece.text), []
+    sampled, logprobs = list(turn.token_ids), list(turn.logprobs or [])
+    end = _ids(tokenizer, piece.text[len(turn.action):])  # the template's end-of-turn token
+    if end and sampled[-len(end):] == end:
+        return sampled, logprobs  # the sampler emitted it
+    return sampled + end, logprobs
 
 
 def tokenize_episode(
@@ -172,27 +183,28 @@ def tokenize_episode(
     if len(advantages) != episode.num_turns:
         raise TokenizationError(f"Episode {episode.episode_id} has {episode.num_turns} turns "
                                 f"but {len(advantages)} advantages.")
-    parts = [(piece, _piece_ids(tokenizer, piece, episode))
+    parts = [(piece, *_piece_ids(tokenizer, piece, episode))
              for piece in pieces(tokenizer, episode_messages(episode))]
     if layout == "per_turn":
         rows = _per_turn_rows(parts, advantages, episode.episode_id)
     else:
         row = TokenizedSequence(episode_id=episode.episode_id)
-        for piece, ids in parts:
-            row.extend(ids, piece.turn, advantages[piece.turn] if piece.turn is not None else 0)
+        for piece, ids, sampler in parts:
+            row.extend(ids, piece.turn, advantages[piece.turn] if piece.turn is not None else 0,
+                       sampler)
         rows = [row]
     return _fit(rows, max_length, truncation, episode)
 
 
 def _per_turn_rows(parts, advantages, episode_id: str) -> list[TokenizedSequence]:
     rows, history = [], []
-    for piece, ids in parts:
+    for piece, ids, sampler in parts:
         if piece.turn is None:
             history += ids
             continue
         row = TokenizedSequence(episode_id=episode_id)
         row.extend(list(history), None)
-        row.extend(ids, piece.turn, advantages[piece.turn])
+        row.extend(ids, piece.turn, advantages[piece.turn], sampler)
         rows.append(row)
         history += ids
     return rows
@@ -228,4 +240,5 @@ def _cut_to_whole_turns(row: TokenizedSequence, max_length: int, n_turns: int
     kept_turns = sorted({t for t in row.turn_ids[:end] if t >= 0})
     return TokenizedSequence(row.input_ids[:end], row.loss_mask[:end], row.advantages[:end],
                              row.turn_ids[:end], row.episode_id,
-                             [t for t in range(n_turns) if t not in kept_turns])
+                             [t for t in range(n_turns) if t not in kept_turns],
+                             row.sampler_logprobs[:end])
