@@ -77,7 +77,8 @@ def test_env_errors_come_back_as_data(pool):
 
 
 def transcripts(episodes):
-    return [(e.task_id, e.group_id, [(t.observation, t.action) for t in e.turns],
+    return [(e.task_id, e.group_id.replace(e.metadata["run_id"], "run"),
+             [(t.observation, t.action) for t in e.turns],
              e.final_observation) for e in episodes]
 
 
