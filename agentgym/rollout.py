@@ -163,7 +163,7 @@ def sampling_seed(seed: int, task_index: int, member: int) -> int:
     return int(np.random.SeedSequence([seed, task_index, member]).generate_state(1)[0])
 
 
-def rollout(
+async def arollout(
     env: AgentEnv | str | Pool | Sequence[AgentEnv],
     policy: Callable[[Conversation], str],
     *,
@@ -178,7 +178,7 @@ def rollout(
     metadata: dict[str, Any] | None = None,
     run_id: str | None = None,
 ) -> list[Episode]:
-    """Run ``policy`` on ``tasks`` x ``group_size`` episodes.
+    """Run ``policy`` on ``tasks`` x ``group_size`` episodes (``rollout``: the same, blocking).
 
     Args:
         env: An env, a registered id to ``make`` (closed at the end if made here), a list
@@ -205,28 +205,6 @@ def rollout(
     Returns:
         The episodes, in task order, then group-member order.
     """
-    return _run(arollout(env, policy, tasks=tasks, group_size=group_size, seed=seed,
-                         split=split, out=out, history_window=history_window,
-                         progress=progress, env_kwargs=env_kwargs, metadata=metadata,
-                         run_id=run_id))
-
-
-async def arollout(
-    env: AgentEnv | str | Pool | Sequence[AgentEnv],
-    policy: Callable[[Conversation], str],
-    *,
-    tasks: int | Sequence[str] = 1,
-    group_size: int = 1,
-    seed: int = 0,
-    split: str | None = None,
-    out: str | Path | None = None,
-    history_window: int | None = None,
-    progress: bool = True,
-    env_kwargs: dict[str, Any] | None = None,
-    metadata: dict[str, Any] | None = None,
-    run_id: str | None = None,
-) -> list[Episode]:
-    """:func:`rollout` for callers that run an event loop: the same arguments and result."""
     from agentgym.registry import make
 
     run_id = run_id or uuid.uuid4().hex[:8]
@@ -265,6 +243,21 @@ async def arollout(
         if own_env:
             the_env.close()
     return [done[key] for key in sorted(done)]
+
+
+def _blocking(coroutine_function: Callable[..., Awaitable[Any]], name: str
+              ) -> Callable[..., Any]:
+    """``name``: runs ``coroutine_function`` to its end (same signature and docs)."""
+
+    @functools.wraps(coroutine_function)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        return _run(coroutine_function(*args, **kwargs))
+
+    run.__name__ = run.__qualname__ = name
+    return run
+
+
+rollout = _blocking(arollout, "rollout")
 
 
 @dataclass(frozen=True)

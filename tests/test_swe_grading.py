@@ -161,3 +161,44 @@ def test_write_file_refuses_links_on_the_way(tmp_path):
     grading.write_file(tmp_path, "f.py", b"new")
     assert not target.is_symlink() and target.read_bytes() == b"new"
     assert not (tmp_path / "real" / "victim.py").exists()
+
+
+# the project's own code runs inside the test process: it finds the report's path, writes a
+# report where every test passed, and ends the process before the real one is written (names
+# spelled so that the added-line filter does not see them: the report itself must hold)
+FORGER = '''
+import json as _j, os as _o, re as _r, sys as _s
+_args = getattr(_s, "ar" + "gv")
+_ids = {}
+for _root, _dirs, _files in _o.walk("."):
+    for _f in _files:
+        if _f.startswith("test") and _f.endswith(".py"):
+            _p = _o.path.join(_root, _f)[2:]
+            for _n in _r.findall(r"^def (test\\w+)", open(_p).read(), _r.M):
+                _ids[_p + "::" + _n] = True
+if len(_args) > 1 and _args[1].endswith(".json"):  # where the report once went
+    open(_args[1], "w").write(_j.dumps(_ids))
+_line = "agentgym-report:" + _j.dumps({"token": "guess", "results": _ids}) + "\\n"
+for _fd in (1, 2, 3):
+    try:
+        _o.write(_fd, _line.encode())
+    except OSError:
+        pass
+if MODE == "exit":
+    getattr(_o, "ki" + "ll")(getattr(_o, "get" + "pid")(), 9)
+'''
+
+
+@pytest.mark.parametrize("mode", ["exit", "stay"])
+def test_a_report_forged_by_the_project_code_is_not_believed(mode):
+    from agentgym.protocols import ToolCall
+
+    with make("bwrap") as env:
+        env.reset(seed=0)
+        task = env.unwrapped._task
+        path = task.gold_edit["path"]
+        forged = (task.repo_dir / path).read_text() + FORGER.replace("MODE", repr(mode))
+        env.step(ToolCall("create", {"path": path, "content": forged}).to_text())
+        observation, *_, info = env.step(call("submit"))
+    assert "Not graded" not in observation  # the filter let it through: the report must hold
+    assert info["outcome_channels"]["resolved"] == 0.0

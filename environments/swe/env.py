@@ -231,11 +231,11 @@ class SWEEnv(AgentEnv):
             for path, text in self._patched(task.extra["test_patch"]).items():
                 grading.write_file(tree, path, text.encode())
             python, args = self.test_python, f"{self.test_args} {' '.join(task.test_files)}"
-        command, marker = grading.test_command(args, python)
+        suite = grading.suite_command(args, python)
         self._start_sandbox(tree)
-        results = grading.read_report(
-            self.sandbox.run(command, timeout=self.test_timeout,
-                             keep_bytes=grading.REPORT_BYTES).output, marker)
+        results = suite.results(self.sandbox.run(suite.script, timeout=self.test_timeout,
+                                                 stdin=suite.stdin,
+                                                 keep_bytes=grading.REPORT_BYTES).output)
         self._dropped = change.summary()
         fixed = sum(results.get(t, False) for t in task.fail_to_pass) / len(task.fail_to_pass)
         kept = all(results.get(t, False) for t in task.pass_to_pass)

@@ -43,8 +43,11 @@ SHADOWED = RUNNER_MODULES | frozenset(sys.stdlib_module_names)
 """Top-level module names a new file may not take."""
 TAMPERING = re.compile(
     r"\b(_?pytest|pluggy|conftest|junit|sys\.modules|builtins|__builtins__|settrace|"
-    r"setprofile|atexit|os\._exit|faulthandler)\b")
-"""Names an added source line may not mention: the test machinery and process exits."""
+    r"setprofile|atexit|os\._exit|faulthandler|__main__|argv|gc|_getframe|currentframe|"
+    r"tb_frame|f_back|f_locals|f_globals|inspect|__import__|importlib|getpid|kill|killpg|"
+    r"signal|stdin)\b|/proc\b")
+"""Names an added source line may not mention: the test machinery, the runner's process
+(its arguments, frames, memory, standard input, signals) and process exits."""
 
 
 @dataclass
@@ -169,61 +172,88 @@ def write_file(root: Path, rel: str, content: bytes | None) -> None:
             handle.write(content)
 
 
-# pytest runs with our reporter as a plugin object: each test's result goes to a JSON file
-# under a name the tests cannot guess; nothing the tests print is read
+# pytest runs with our reporter as a plugin object. The report goes to fd 3 (the only way
+# out: the tests' own stdout and stderr are discarded) once pytest.main returns, signed with
+# a token the runner read from stdin before any project code ran, and the process then ends
+# at once: a report forged by the project's code (which runs in this process) lacks the
+# token, and a process killed before the real report has none
 _RUNNER = """
-import json, sys
-import pytest
-class Report:
-    def __init__(self):
-        self.results = {}
-    def pytest_runtest_logreport(self, report):
-        if report.failed:
-            self.results[report.nodeid] = False
-        elif report.when == "call" and report.nodeid not in self.results:
-            self.results[report.nodeid] = bool(report.passed)
-    def pytest_sessionfinish(self):
-        with open(sys.argv[1], "w") as out:
-            json.dump(self.results, out)
-sys.path.insert(0, "")
-pytest.main(sys.argv[2:], plugins=[Report()])
-"""
-
-
-REPORT_BYTES = 32 << 20  # output kept whole when the tests run: room for any report
-
-
-def test_command(test_args: str = "", python: str = "python3",
-                 show_log: bool = False) -> tuple[str, str]:
-    """``(command, marker)``: the command that runs the tests and prints the report.
-
-    The report follows ``marker`` in the output; before it comes pytest's own log when
-    ``show_log`` (task synthesis reads the failures from it), else nothing. Plugin autoloading
-    and bytecode are off and the interpreter is isolated (``-I``: no environment variables, no
-    user site); the working folder goes on the path only after pytest itself is imported.
-    """
-    nonce = secrets.token_hex(8)
-    report = f"/tmp/agentgym-report-{nonce}.json"
-    marker = f"agentgym-report-{nonce}:"
-    runner = _RUNNER.replace("'", "'\\''")
-    log = "--tb=short 2>&1" if show_log else ">/dev/null 2>&1"
-    command = (f"PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 {python} -I -B -c '{runner}' {report} "
-               f"-p no:cacheprovider -q {test_args} {log}; "
-               f"printf '%s' '{marker}'; cat {report} 2>/dev/null")
-    return command, marker
-
-
-def read_report(output: str, marker: str) -> dict[str, bool]:
-    """Test id -> passed, from the report after ``marker`` (empty if there is none)."""
-    import json
-
-    _, found, report = output.partition(marker)
-    if not found:
-        return {}
+import json, os, sys
+def run(token=sys.stdin.readline().strip()):
+    import pytest
+    results = {}
+    class Report:
+        def pytest_runtest_logreport(self, report):
+            if report.failed:
+                results[report.nodeid] = False
+            elif report.when == "call" and report.nodeid not in results:
+                results[report.nodeid] = bool(report.passed)
+    sys.path.insert(0, "")
     try:
-        results = json.loads(report)
-    except ValueError:
+        pytest.main(sys.argv[1:], plugins=[Report()])
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        line = "\\nagentgym-report:" + json.dumps({"token": token, "results": results})
+        os.write(3, (line + "\\n").encode())
+        os._exit(0)
+run()
+"""
+REPORT_BYTES = 32 << 20  # output kept whole when the tests run: room for any report
+_REPORT = "agentgym-report:"
+
+
+@dataclass(frozen=True)
+class SuiteCommand:
+    """How to run a project's tests so that only our reporter's verdict counts.
+
+    Run ``script`` with ``stdin`` as its standard input; :meth:`results` reads the verdict
+    from the output, :meth:`log` the rest (pytest's log with ``show_log``).
+    """
+
+    script: str
+    token: str
+
+    @property
+    def stdin(self) -> bytes:
+        """The token, read by the runner before any project code runs."""
+        return (self.token + "\n").encode()
+
+    def results(self, output: str) -> dict[str, bool]:
+        """Test id -> passed, from the one report carrying the token (empty if none)."""
+        import json
+
+        for line in output.splitlines():
+            if not line.startswith(_REPORT):
+                continue  # ours starts a line; anything else is the tests' text
+            try:
+                report = json.loads(line[len(_REPORT):])
+            except ValueError:
+                continue
+            if isinstance(report, dict) and report.get("token") == self.token \
+                    and isinstance(report.get("results"), dict):
+                return {str(k): v is True for k, v in report["results"].items()}
         return {}
-    if not isinstance(results, dict):
-        return {}
-    return {str(k): v is True for k, v in results.items()}
+
+    def log(self, output: str) -> str:
+        """The output without report lines."""
+        return "\n".join(ln for ln in output.splitlines() if not ln.startswith(_REPORT))
+
+
+def suite_command(test_args: str = "", python: str = "python3", show_log: bool = False
+                  ) -> SuiteCommand:
+    """The command that runs the tests, with a fresh token.
+
+    Plugin autoloading and bytecode are off, the interpreter is isolated (``-I``: no
+    environment variables, no user site), the working folder goes on the path only after
+    pytest is imported, and pytest's own log is kept only with ``show_log`` (task synthesis
+    reads the failures from it).
+    """
+    runner = _RUNNER.replace("'", "'\\''")
+    extra, output = ("--tb=short", "2>&1") if show_log else ("", ">/dev/null 2>&1")
+    script = (f"PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 {python} -I -B -c '{runner}' "
+              f"-p no:cacheprovider -q {extra} {test_args} 3>&1 {output}")
+    return SuiteCommand(script, secrets.token_hex(16))

@@ -164,13 +164,14 @@ def sandbox_runner(sandbox: Sandbox, timeout: float = 120) -> Runner:
     """Run a project's tests in ``sandbox`` the way grading runs them, ``folder`` as workspace."""
 
     def run(folder: Path) -> SuiteRun:
-        command, marker = grading.test_command(show_log=True)
+        suite = grading.suite_command(show_log=True)
         sandbox.start(folder)
         try:
-            output = sandbox.run(command, timeout=timeout, keep_bytes=grading.REPORT_BYTES).output
+            output = sandbox.run(suite.script, timeout=timeout, stdin=suite.stdin,
+                                 keep_bytes=grading.REPORT_BYTES).output
         finally:
             sandbox.close()
-        return SuiteRun(grading.read_report(output, marker), output.partition(marker)[0])
+        return SuiteRun(suite.results(output), suite.log(output))
 
     return run
 
