@@ -28,17 +28,19 @@ def parse_env_args(pairs: Sequence[str]) -> dict[str, Any]:
     return kwargs
 
 
-def make_policy(name: str, model: str, temperature: float, concurrency: int = 1) -> Any:
+def make_policy(name: str, model: str, temperature: float, concurrency: int = 1,
+                native_tools: bool = False) -> Any:
     """Build a policy from its command-line name."""
     from agentgym.policies import ExpertPolicy, OpenAIChatPolicy, RandomPolicy
 
     if name == "expert":
-        return ExpertPolicy()
+        return ExpertPolicy(native_tools=native_tools)
     if name == "random":
         return RandomPolicy()
     if name.startswith("openai:"):
         return OpenAIChatPolicy(base_url=name.removeprefix("openai:"), model=model,
-                                temperature=temperature, concurrency=concurrency)
+                                temperature=temperature, concurrency=concurrency,
+                                native_tools=native_tools)
     raise InvalidOptionError(f"Unknown policy {name!r}. Policies: {POLICY_HELP}.")
 
 
@@ -93,7 +95,8 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     envs = [make(args.env, **parse_env_args(args.env_arg)) for _ in range(args.concurrency)]
     try:
         for name in args.policy:
-            policy = make_policy(name, args.model, args.temperature, args.concurrency)
+            policy = make_policy(name, args.model, args.temperature, args.concurrency,
+                                 args.native_tools)
             results[name] = rollout(envs if len(envs) > 1 else envs[0], policy,
                                     tasks=args.tasks, group_size=args.group, seed=args.seed,
                                     split=args.split, out=args.out,
@@ -353,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", default="default", help="model name for openai: policies")
     run.add_argument("--concurrency", type=int, default=1,
                      help="requests in flight at once for openai: policies (default: 1)")
+    run.add_argument("--native-tools", action="store_true",
+                     help="send the env's tools as tools= and run the reply's tool_calls "
+                     "(envs with protocol=tools; the server must parse tool calls)")
     run.add_argument("--temperature", type=float, default=0.7)
     run.add_argument("--tasks", type=int, default=8)
     run.add_argument("--group", type=int, default=1, help="episodes per task (G)")

@@ -4,11 +4,17 @@ A policy is any callable ``policy(conversation) -> str``. The rollout loop owns 
 conversation (system prompt, instruction, observation/action turns); a policy only reads it.
 Policies that sample implement ``reseed(seed)`` so that each episode of a group gets its own,
 reproducible sampling seed.
+
+A policy may answer with a :class:`Reply` instead of text: the sampled token ids and
+log-probs (token-in/token-out), and, for *native tool calling*, structured tool calls. The
+rollout engine steps the env once per call, in order, and sends each result back as a
+``role: "tool"`` message answering the call's id, as OpenAI-style chat expects.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -16,6 +22,25 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from agentgym.errors import InvalidOptionError, PolicyError
+from agentgym.protocols import ToolCall, tool_calls_in
+
+
+@dataclass
+class Reply:
+    """One reply of a policy.
+
+    Attributes:
+        text: The reply's text (its ``content``; with tool calls, whatever came besides).
+        tool_calls: Structured tool calls (native tool calling), run in order; each has an
+            ``id`` the tool result answers to.
+        token_ids: The token ids the sampler produced (token-in/token-out).
+        logprobs: The sampler's log-probability of each of those tokens.
+    """
+
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -32,7 +57,7 @@ class Conversation:
         turn: How many steps were taken so far.
     """
 
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     info: dict[str, Any]
     encode: Callable[[str], str]
     turn: int = 0
@@ -41,6 +66,11 @@ class Conversation:
     def observation(self) -> str:
         """The latest observation text."""
         return self.messages[-1]["content"] if self.messages else ""
+
+    @property
+    def tools(self) -> list[dict[str, Any]]:
+        """The env's tools as OpenAI function schemas (``[]`` when it takes text commands)."""
+        return list(self.info.get("tools") or [])
 
 
 class Policy(Protocol):
@@ -66,9 +96,17 @@ def describe(policy: Callable[..., Any]) -> dict[str, Any]:
 
 
 class ExpertPolicy:
-    """Plays the env's expert action (``info["expert_action"]``)."""
+    """Plays the env's expert action (``info["expert_action"]``).
 
-    def __call__(self, conversation: Conversation) -> str:
+    Args:
+        native_tools: Answer with a structured tool call (:class:`Reply`) instead of the
+            action's text, as a model served with tool calling does (tool protocols only).
+    """
+
+    def __init__(self, native_tools: bool = False) -> None:
+        self.native_tools = native_tools
+
+    def __call__(self, conversation: Conversation) -> str | Reply:
         """Return the expert's action for the current state."""
         action = conversation.info.get("expert_action")
         if action is None:
@@ -76,7 +114,13 @@ class ExpertPolicy:
                 "The env offers no expert action in this state (info['expert_action'] is "
                 "None): the env has no expert, or the game can no longer be won."
             )
-        return action
+        if not self.native_tools:
+            return action
+        calls = tool_calls_in(action)
+        if not conversation.tools or not calls:
+            raise PolicyError("ExpertPolicy(native_tools=True) needs an env with a tool "
+                              "protocol (protocol='tools'); this env's actions are text.")
+        return Reply(tool_calls=calls)  # the engine names them call_<turn>_<k>
 
     def describe(self) -> dict[str, Any]:
         """Metadata for the Episode record."""
@@ -164,6 +208,10 @@ class OpenAIChatPolicy:
         backoff: Seconds before the first retry; doubles each time.
         extra_body: Extra request fields (e.g. ``{"top_p": 0.9}``).
         concurrency: Requests in flight at most during a rollout.
+        native_tools: Send the env's tools as ``tools=`` and read the reply's
+            ``tool_calls`` (the server parses them, e.g. ``vllm serve
+            --enable-auto-tool-choice --tool-call-parser hermes``); each result comes back
+            as a ``role: "tool"`` message. Off: actions are the reply's text.
     """
 
     base_url: str
@@ -178,6 +226,7 @@ class OpenAIChatPolicy:
     extra_body: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None
     concurrency: int = 1
+    native_tools: bool = False
 
     def __post_init__(self) -> None:
         if not (isinstance(self.concurrency, int) and self.concurrency >= 1):
@@ -190,9 +239,9 @@ class OpenAIChatPolicy:
         """Sent as the request's ``seed`` (servers that support it sample reproducibly)."""
         self.seed = seed
 
-    def __call__(self, conversation: Conversation) -> str:
-        """Send the conversation and return the reply text (outside an event loop)."""
-        async def once() -> str:
+    def __call__(self, conversation: Conversation) -> str | Reply:
+        """Send the conversation and return the reply (outside an event loop)."""
+        async def once() -> str | Reply:
             try:
                 return await self.acall(conversation)
             finally:
@@ -200,7 +249,7 @@ class OpenAIChatPolicy:
 
         return asyncio.run(once())
 
-    async def acall(self, conversation: Conversation) -> str:
+    async def acall(self, conversation: Conversation) -> str | Reply:
         """:meth:`__call__` for the rollout engine: awaits, at most ``concurrency`` at once."""
         import httpx
 
@@ -217,7 +266,7 @@ class OpenAIChatPolicy:
                     continue
                 problem = self._retry_reason(response)
                 if not problem:
-                    return self._reply_text(response.json())
+                    return self._reply(response.json())
         raise self._gave_up(problem)
 
     async def aclose(self) -> None:
@@ -225,9 +274,11 @@ class OpenAIChatPolicy:
         await self._async.close()
 
     def _body(self, conversation: Conversation) -> dict[str, Any]:
+        tools = conversation.tools if self.native_tools else []
         return {
             "model": self.model,
-            "messages": conversation.messages,
+            "messages": [_wire_message(m) for m in conversation.messages],
+            **({"tools": tools} if tools else {}),
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             **({"stop": self.stop} if self.stop else {}),
@@ -246,11 +297,24 @@ class OpenAIChatPolicy:
             )
         return ""
 
-    def _reply_text(self, reply: Any) -> str:
+    def _reply(self, reply: Any) -> str | Reply:
         try:
-            return reply["choices"][0]["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError) as exc:
+            message = reply["choices"][0]["message"]
+            text = message.get("content") or ""
+            calls = [(c["id"], c["function"]["name"], c["function"]["arguments"])
+                     for c in message.get("tool_calls") or []]
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise PolicyError(f"Unexpected reply from {self.base_url}: {str(reply)[:300]}") from exc
+        if not self.native_tools:
+            return text
+        parsed = [(i, name, _json_object(arguments)) for i, name, arguments in calls]
+        if any(arguments is None for _, _, arguments in parsed):
+            # the env's protocol explains what is wrong with the call, as with any text
+            written = "".join(f'<tool_call>{{"name": {json.dumps(name)}, "arguments": {a}}}'
+                              "</tool_call>" for _, name, a in calls)
+            return Reply(text=text + written)
+        return Reply(text=text, tool_calls=[ToolCall(name, arguments, id=i)
+                                            for i, name, arguments in parsed])
 
     def _gave_up(self, problem: str) -> PolicyError:
         return PolicyError(
@@ -269,7 +333,28 @@ class OpenAIChatPolicy:
             "base_url": self.base_url,
             "sampling": {"temperature": self.temperature, "max_tokens": self.max_tokens},
             "concurrency": self.concurrency,
+            "native_tools": self.native_tools,
         }
+
+
+def _wire_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A chat message as the OpenAI API takes it: tool-call arguments as JSON text."""
+    if not message.get("tool_calls"):
+        return message
+    calls = [{**c, "function": {"name": c["function"]["name"], "arguments": json.dumps(
+        c["function"]["arguments"], ensure_ascii=False)}} for c in message["tool_calls"]]
+    return {**message, "tool_calls": calls}
+
+
+def _json_object(text: Any) -> dict[str, Any] | None:
+    """A tool call's arguments (JSON text, or already an object) as a dict; None if not one."""
+    if isinstance(text, dict):
+        return text
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 class _AsyncClients:

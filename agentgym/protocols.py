@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,10 +30,15 @@ MAX_ACTION_CHARS = 16_384
 
 @dataclass(frozen=True)
 class ToolCall:
-    """One function call: a tool name and its JSON arguments."""
+    """One function call: a tool name, its JSON arguments, and (native tool calling) its id.
+
+    The id is what a ``role: "tool"`` message answers to; it is not part of the call's
+    value (two calls that differ only in id are equal).
+    """
 
     name: str
     arguments: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default="", compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the OpenAI-style ``{"name", "arguments"}`` dict."""
@@ -312,15 +318,38 @@ def _clean_strings(value: Any) -> Any:
     return value
 
 
-ACT_TOOL: dict[str, Any] = {
-    "name": "act",
-    "description": "Send one text command to the game, e.g. 'open door' or 'go north'.",
-    "parameters": {
-        "type": "object",
-        "properties": {"command": {"type": "string", "description": "The command to run."}},
-        "required": ["command"],
-    },
-}
+def function_tool(name: str, description: str, **params: tuple[str, str, bool]
+                  ) -> dict[str, Any]:
+    """An OpenAI function schema; each parameter is ``(json type, description, required)``."""
+    properties = {p: {"type": kind, "description": text} for p, (kind, text, _) in params.items()}
+    required = [p for p, (_, _, needed) in params.items() if needed]
+    return {"type": "function", "function": {
+        "name": name, "description": description,
+        "parameters": {"type": "object", "properties": properties, "required": required}}}
+
+
+def tool_calls_in(text: str) -> list[ToolCall]:
+    """The well-formed ``<tool_call>{json}</tool_call>`` blocks of a text, in order.
+
+    For turning a tool protocol's action text (an expert's, say) into structured calls;
+    model output goes through :meth:`ActionProtocol.parse`, which explains what is wrong.
+    """
+    calls = []
+    for block in _TOOL_CALL.findall(text):
+        try:
+            payload = json.loads(block)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(payload, dict) and isinstance(payload.get("name"), str):
+            arguments = payload.get("arguments", {})
+            calls.append(ToolCall(payload["name"], arguments if isinstance(arguments, dict)
+                                  else {}))
+    return calls
+
+
+ACT_TOOL: dict[str, Any] = function_tool(
+    "act", "Send one text command to the game, e.g. 'open door' or 'go north'.",
+    command=("string", "The command to run.", True))["function"]
 
 
 class CommandToolProtocol(ToolCallProtocol):
@@ -355,13 +384,18 @@ ProtocolName = Literal["tags", "tags-lenient", "tools"]
 
 def command_protocol(protocol: ProtocolName | ActionProtocol) -> ActionProtocol:
     """The protocol object for a text-command env, from a name or an instance."""
-    if isinstance(protocol, ActionProtocol):
-        return protocol
-    factories = {
+    return pick_protocol(protocol, {
         "tags": lambda: TagProtocol(lenient=False),
         "tags-lenient": lambda: TagProtocol(lenient=True),
         "tools": CommandToolProtocol,
-    }
+    })
+
+
+def pick_protocol(protocol: str | ActionProtocol,
+                  factories: dict[str, Callable[[], ActionProtocol]]) -> ActionProtocol:
+    """An env's protocol from one of its names (``factories``) or an instance."""
+    if isinstance(protocol, ActionProtocol):
+        return protocol
     if protocol not in factories:
         from agentgym.errors import InvalidOptionError, did_you_mean
 

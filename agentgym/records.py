@@ -15,7 +15,7 @@ from typing import Any
 
 from agentgym.errors import RecordError
 
-SCHEMA_VERSION = 2  # 2: turns may carry the sampled token ids and log-probs
+SCHEMA_VERSION = 3  # 2: sampled token ids and log-probs; 3: native tool calls
 
 
 @dataclass
@@ -40,6 +40,11 @@ class Turn:
         token_ids: The token ids the sampler produced for this action, when the policy
             reports them (token-in/token-out: training uses these, never a re-encoding).
         logprobs: The sampler's log-probability of each of those tokens.
+        tool_calls: Native tool calling: on the turn whose reply made tool calls, all of
+            them (``{"id", "name", "arguments"}``), in order; the env ran one per turn, this
+            turn and the next ones (``None`` on those, and on text actions).
+        tool_call_id: Native tool calling: the id of the call this step ran (its result,
+            the next observation, answers to it as a ``role: "tool"`` message).
     """
 
     index: int
@@ -58,6 +63,8 @@ class Turn:
     advantage: float | None = None
     token_ids: list[int] | None = None
     logprobs: list[float] | None = None
+    tool_calls: list[dict] | None = None
+    tool_call_id: str | None = None
 
 
 @dataclass
@@ -87,6 +94,8 @@ class Episode:
         truncated: The episode was cut (turn budget, invalid actions, a failure).
         error: ``{"type", "message"}`` when the rollout failed (policy or env); else ``None``.
         metadata: Policy, model, sampling parameters, and anything a caller adds.
+        tools: The tool schemas the policy was given as tools (native tool calling), which
+            its chat template rendered; ``None`` when actions were text.
         episode_id: A unique id.
         schema_version: The record format version.
         created_at: Unix time the episode finished.
@@ -105,6 +114,7 @@ class Episode:
     truncated: bool = False
     error: dict[str, str] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    tools: list[dict] | None = None
     episode_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     schema_version: int = SCHEMA_VERSION
     created_at: float = field(default_factory=time.time)
@@ -152,7 +162,7 @@ class Episode:
         turns = data.get("turns", [])
         if not isinstance(turns, list):
             raise RecordError(f"Episode field 'turns' must be a list, got {type(turns).__name__}.")
-        data["turns"] = [_build(Turn, t) for t in turns]
+        data["turns"] = [_checked_calls(_build(Turn, t)) for t in turns]
         data["outcome"] = _build(Outcome, data.get("outcome", {}))
         return _build(cls, data)
 
@@ -177,6 +187,16 @@ def _elements_fit(annotation: str, value: Any) -> bool:
         return True
     kinds = _JSON_TYPES[annotation.split("list[")[1].split("]")[0]]
     return all(isinstance(x, kinds) and not isinstance(x, bool) for x in value)
+
+
+def _checked_calls(turn: Turn) -> Turn:
+    """A turn whose ``tool_calls`` each have a string id and name and object arguments."""
+    for call in turn.tool_calls or []:
+        if not (isinstance(call.get("id"), str) and isinstance(call.get("name"), str)
+                and isinstance(call.get("arguments"), dict)):
+            raise RecordError(f"Turn {turn.index}: each tool call needs a string 'id' and "
+                              f"'name' and an object 'arguments', got {str(call)[:120]}.")
+    return turn
 
 
 def _build(kind: type, data: Any) -> Any:

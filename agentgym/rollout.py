@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import copy
+import dataclasses
 import functools
 import time
 import uuid
@@ -31,6 +32,7 @@ import numpy as np
 from agentgym.core import AgentEnv
 from agentgym.errors import LifecycleError
 from agentgym.policies import Conversation, SeededPolicy, describe
+from agentgym.protocols import ToolCall
 from agentgym.records import Episode, Outcome, Turn
 from agentgym.store import EpisodeWriter
 
@@ -48,14 +50,44 @@ def first_user_message(instruction: str, observation: str) -> str:
     return f"Task: {instruction}\n\n{observation}"
 
 
-def windowed(messages: list[dict[str, str]], history_window: int | None) -> list[dict[str, str]]:
-    """Keep the system prompt, the opening message, and the last ``history_window`` turns."""
+def windowed(messages: list[dict[str, Any]], history_window: int | None
+             ) -> list[dict[str, Any]]:
+    """Keep the system prompt, the opening message, and the last ``history_window`` turns.
+
+    A kept turn is an assistant message and everything after it up to the next one (its
+    observation, or its tool results), so a tool result never loses the call it answers.
+    """
     if history_window is None:
         return list(messages)
     head, rest = messages[:2], messages[2:]
-    # rest alternates assistant/user, one pair per turn; keep the newest observation last
-    keep = 2 * history_window
-    return head + (rest[-keep:] if keep else [])
+    starts = [i for i, m in enumerate(rest) if m["role"] == "assistant"]
+    if history_window == 0 or not starts:
+        return head
+    return head + rest[starts[-min(history_window, len(starts))]:]
+
+
+def observation_message(text: str, answers: str | None) -> dict[str, Any]:
+    """An observation as a chat message: a tool result answering call ``answers``, or user text."""
+    if answers is None:
+        return {"role": "user", "content": text}
+    return {"role": "tool", "tool_call_id": answers, "content": text}
+
+
+def reply_message(turn: Turn) -> list[dict[str, Any]]:
+    """The assistant message a turn's action was, or ``[]`` for a further call of one reply.
+
+    Tool calls are written as OpenAI chat messages carry them, their arguments as objects
+    (what chat templates render; a client sends them as JSON strings).
+    """
+    if turn.tool_calls is None and turn.tool_call_id is not None:
+        return []  # its call is listed on the turn whose reply made it
+    message: dict[str, Any] = {"role": "assistant", "content": turn.action}
+    if turn.tool_calls:
+        message["tool_calls"] = [
+            {"id": c["id"], "type": "function",
+             "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for c in turn.tool_calls]
+    return [message]
 
 
 class EpisodeRecorder:
@@ -82,16 +114,32 @@ class EpisodeRecorder:
             self.episode.instruction, observation)})
         self.observation, self.info = observation, info
 
+    @property
+    def turns(self) -> int:
+        """Steps taken so far."""
+        return len(self.episode.turns)
+
     def conversation(self) -> Conversation:
         """What the policy sees now."""
         return Conversation(windowed(self.messages, self.history_window), self.info,
                             self.encode, len(self.episode.turns))
 
     def record(self, action: Any, step: tuple, policy_seconds: float, env_seconds: float,
-               sampled: Any = None) -> None:
-        """Record one ``step`` result (``sampled``: the reply's token ids and log-probs)."""
+               sampled: Any = None, call: int | None = None) -> None:
+        """Record one ``step`` result.
+
+        Args:
+            action: The action text the env was given (a reply's text for a tool call).
+            step: What ``step`` returned.
+            policy_seconds: The policy's time (0 for a further call of the same reply).
+            env_seconds: The env's time.
+            sampled: The policy's :class:`~agentgym.policies.Reply`, when it gave one.
+            call: Which of the reply's tool calls this step ran (native tool calling).
+        """
         next_obs, reward, terminated, truncated, step_info = step
         text = action if isinstance(action, str) else str(action)
+        calls = getattr(sampled, "tool_calls", None) or []
+        first = call in (None, 0)
         self.episode.turns.append(Turn(
             index=len(self.episode.turns), observation=self.observation, action=text,
             parsed_action=step_info.get("parsed_action"),
@@ -101,11 +149,13 @@ class EpisodeRecorder:
             state_key=self.info.get("state_key"), next_state_key=step_info.get("state_key"),
             info={k: self.info.get(k) for k in TURN_INFO_KEYS if k in self.info},
             policy_seconds=policy_seconds, env_seconds=env_seconds,
-            token_ids=list(getattr(sampled, "token_ids", None) or []) or None,
-            logprobs=list(getattr(sampled, "logprobs", None) or []) or None,
+            token_ids=(list(getattr(sampled, "token_ids", None) or []) or None) if first else None,
+            logprobs=(list(getattr(sampled, "logprobs", None) or []) or None) if first else None,
+            tool_calls=[_call_record(c) for c in calls] if calls and first else None,
+            tool_call_id=calls[call].id if call is not None else None,
         ))
-        self.messages += [{"role": "assistant", "content": text},
-                          {"role": "user", "content": next_obs}]
+        turn = self.episode.turns[-1]
+        self.messages += [*reply_message(turn), observation_message(next_obs, turn.tool_call_id)]
         self.observation, self.info = next_obs, step_info
         self.episode.terminated, self.episode.truncated = bool(terminated), bool(truncated)
         self.done = bool(terminated or truncated)
@@ -289,6 +339,8 @@ async def _play(slot: _Slot, act: _Act, job: _Job,
                                metadata=describe(act.policy))
     try:
         recorder.begin(*(await slot.call("reset", seed=job.task_seed, options=job.options))[0])
+        if getattr(act.policy, "native_tools", False):
+            recorder.episode.tools = recorder.info.get("tools") or None
     except LifecycleError:
         raise
     except Exception as exc:  # noqa: BLE001 - a failed reset is recorded, not raised
@@ -300,17 +352,42 @@ async def _play(slot: _Slot, act: _Act, job: _Job,
         except Exception as exc:  # noqa: BLE001 - a policy bug or a dead server is recorded
             recorder.fail("PolicyError", _reason(exc))
             break
-        action = getattr(reply, "text", reply)  # a generation carries its token ids
         policy_seconds = time.perf_counter() - started
+        await _act_out(slot, recorder, _with_call_ids(reply, recorder.turns), policy_seconds)
+    return recorder.finish()
+
+
+async def _act_out(slot: _Slot, recorder: EpisodeRecorder, reply: Any,
+                   policy_seconds: float) -> None:
+    """Step the env with a reply: its text, or each of its tool calls in order."""
+    text = getattr(reply, "text", reply)  # a Reply also carries token ids and tool calls
+    calls = getattr(reply, "tool_calls", None) or []
+    for k, action in (enumerate(c.to_dict() for c in calls) if calls else [(None, text)]):
         try:
             step, env_seconds = await slot.call("step", action)
         except LifecycleError:
             raise
         except Exception as exc:  # noqa: BLE001 - an engine crash is recorded, not raised
             recorder.fail("EnvError", _reason(exc))
-            break
-        recorder.record(action, step, policy_seconds, env_seconds, sampled=reply)
-    return recorder.finish()
+            return
+        recorder.record(text if calls else action, step, policy_seconds if not k else 0.0,
+                        env_seconds, sampled=reply, call=k)
+        if recorder.done:
+            return  # the episode ended: the reply's remaining calls are not run
+
+
+def _with_call_ids(reply: Any, turn: int) -> Any:
+    """The reply, its tool calls given ids where the policy gave none (``call_<turn>_<k>``)."""
+    calls = getattr(reply, "tool_calls", None) or []
+    if all(c.id for c in calls):
+        return reply
+    named = [c if c.id else ToolCall(c.name, c.arguments, id=f"call_{turn}_{k}")
+             for k, c in enumerate(calls)]
+    return dataclasses.replace(reply, tool_calls=named)
+
+
+def _call_record(call: ToolCall) -> dict[str, Any]:
+    return {"id": call.id, "name": call.name, "arguments": dict(call.arguments)}
 
 
 def _reason(exc: BaseException) -> str:

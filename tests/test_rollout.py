@@ -42,8 +42,10 @@ class ChatServer:
                     server.peak = max(server.peak, server.in_flight)
                     status, content = answer(body)
                 time.sleep(delay)
-                payload = (json.dumps({"choices": [{"message": {"role": "assistant",
-                           "content": content}}]}) if status == 200 else "overloaded").encode()
+                message = (content if isinstance(content, dict)  # a whole message
+                           else {"role": "assistant", "content": content})
+                payload = (json.dumps({"choices": [{"message": message}]}) if status == 200
+                           else "overloaded").encode()
                 with lock:
                     server.in_flight -= 1
                 self.send_response(status)

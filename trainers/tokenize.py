@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agentgym.errors import AgentGymError
-from agentgym.records import Episode
-from agentgym.rollout import first_user_message
+from agentgym.records import Episode, Turn
+from agentgym.rollout import first_user_message, observation_message, reply_message
 
 
 class TokenizationError(AgentGymError, ValueError):
@@ -74,14 +74,21 @@ class TokenizedSequence:
         return len(self.input_ids)
 
 
-def episode_messages(episode: Episode) -> list[dict[str, str]]:
-    """The episode as the chat the policy saw (the final observation left out)."""
+def episode_messages(episode: Episode) -> list[dict[str, Any]]:
+    """The episode as the chat the policy saw (the final observation left out).
+
+    Tool calls and their results come as the rollout sent them: an assistant message with
+    ``tool_calls``, then one ``role: "tool"`` message per call.
+    """
     messages = [{"role": "system", "content": episode.system_prompt}]
     for turn in episode.turns:
-        content = (first_user_message(episode.instruction, turn.observation) if turn.index == 0
-                   else turn.observation)
-        messages += [{"role": "user", "content": content},
-                     {"role": "assistant", "content": turn.action}]
+        if turn.index == 0:
+            messages.append({"role": "user", "content": first_user_message(
+                episode.instruction, turn.observation)})
+        else:
+            answered = episode.turns[turn.index - 1].tool_call_id
+            messages.append(observation_message(turn.observation, answered))
+        messages += reply_message(turn)
     if not episode.system_prompt:
         messages = messages[1:]
     return messages
@@ -90,16 +97,18 @@ def episode_messages(episode: Episode) -> list[dict[str, str]]:
 @dataclass(frozen=True)
 class _Piece:
     text: str
-    turn: int | None  # None: written by the environment or the template
+    turn: int | None  # the reply's number; None: written by the environment or the template
+    end: str = ""  # the special token that closed a generated piece
 
 
-def _render(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool) -> str:
-    return tokenizer.apply_chat_template(messages, tokenize=False,
+def _render(tokenizer: Any, messages: list[dict[str, Any]], generation_prompt: bool,
+            tools: list[dict[str, Any]] | None) -> str:
+    return tokenizer.apply_chat_template(messages, tools=tools or None, tokenize=False,
                                          add_generation_prompt=generation_prompt)
 
 
-def _split_generated(tokenizer: Any, generated: str) -> tuple[str, str]:
-    """(text + end-of-turn token, template text after it)."""
+def _split_generated(tokenizer: Any, generated: str) -> tuple[str, str, str]:
+    """(text up to the end-of-turn token, that token, template text after it)."""
     hits = [(generated.find(tok), tok) for tok in tokenizer.all_special_tokens
             if tok and generated.find(tok) >= 0]
     if not hits:
@@ -109,31 +118,35 @@ def _split_generated(tokenizer: Any, generated: str) -> tuple[str, str]:
             "token (ChatML's <|im_end|>)."
         )
     at, token = min(hits)
-    return generated[:at + len(token)], generated[at + len(token):]
+    return generated[:at], token, generated[at + len(token):]
 
 
-def pieces(tokenizer: Any, messages: list[dict[str, str]]) -> list[_Piece]:
-    """The rendered chat cut into environment/template pieces and generated pieces."""
+def pieces(tokenizer: Any, messages: list[dict[str, Any]],
+           tools: list[dict[str, Any]] | None = None) -> list[_Piece]:
+    """The rendered chat cut into environment/template pieces and generated pieces.
+
+    ``tools``: the schemas the policy was given, rendered by the template as it did then.
+    """
     out: list[_Piece] = []
     done = ""
-    turn = 0
+    reply = 0
     for k, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        prompt = _render(tokenizer, messages[:k], generation_prompt=True)
-        full = _render(tokenizer, messages[:k + 1], generation_prompt=False)
+        prompt = _render(tokenizer, messages[:k], True, tools)
+        full = _render(tokenizer, messages[:k + 1], False, tools)
         if not prompt.startswith(done) or not full.startswith(prompt):
             raise TokenizationError(
                 "The chat template is not prefix-stable (rendering more messages changes "
                 "earlier text), so turns cannot be cut out of one sequence; use the "
                 "'per_turn' layout."
             )
-        generated, after = _split_generated(tokenizer, full[len(prompt):])
-        out += [_Piece(prompt[len(done):], None), _Piece(generated, turn)]
+        body, end, after = _split_generated(tokenizer, full[len(prompt):])
+        out += [_Piece(prompt[len(done):], None), _Piece(body + end, reply, end)]
         if after:
             out.append(_Piece(after, None))
         done = full
-        turn += 1
+        reply += 1
     return out
 
 
@@ -141,17 +154,20 @@ def _ids(tokenizer: Any, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
 
-def _piece_ids(tokenizer: Any, piece: _Piece, episode: Episode
+def _piece_ids(tokenizer: Any, piece: _Piece, turn: Turn | None
                ) -> tuple[list[int], list[float]]:
     """A piece's token ids, and the sampler's log-probs of those it sampled.
 
-    A generated piece whose turn recorded its sampled ids gets exactly those ids.
+    A generated piece whose turn recorded its sampled ids gets exactly those ids, then the
+    template's end-of-turn token unless the sampler emitted it. (A text action must be the
+    text the ids were sampled as; a tool-call reply is rendered by the template from the
+    parsed calls, so only the ids say what was sampled.)
     """
-    turn = episode.turns[piece.turn] if piece.turn is not None else None
-    if turn is None or not turn.token_ids or not piece.text.startswith(turn.action):
+    if turn is None or not turn.token_ids or (
+            turn.tool_calls is None and not piece.text.startswith(turn.action)):
         return _ids(tokenizer, piece.text), []
     sampled, logprobs = list(turn.token_ids), list(turn.logprobs or [])
-    end = _ids(tokenizer, piece.text[len(turn.action):])  # the template's end-of-turn token
+    end = _ids(tokenizer, piece.end)
     if end and sampled[-len(end):] == end:
         return sampled, logprobs  # the sampler emitted it
     return sampled + end, logprobs
@@ -168,6 +184,9 @@ def tokenize_episode(
 ) -> list[TokenizedSequence]:
     """Token ids, loss mask and per-token advantages of one episode.
 
+    A reply whose tool calls the env ran as several turns is one generated piece: its
+    tokens get the mean of those turns' advantages and the first turn's id.
+
     Args:
         episode: The episode.
         tokenizer: A Hugging Face tokenizer with a chat template.
@@ -183,28 +202,35 @@ def tokenize_episode(
     if len(advantages) != episode.num_turns:
         raise TokenizationError(f"Episode {episode.episode_id} has {episode.num_turns} turns "
                                 f"but {len(advantages)} advantages.")
-    parts = [(piece, *_piece_ids(tokenizer, piece, episode))
-             for piece in pieces(tokenizer, episode_messages(episode))]
+    openers = [t.index for t in episode.turns if reply_message(t)]
+    bounds = list(zip(openers, [*openers[1:], episode.num_turns], strict=True))
+    parts = []
+    for piece in pieces(tokenizer, episode_messages(episode), episode.tools):
+        if piece.turn is None:
+            parts.append((None, *_piece_ids(tokenizer, piece, None), 0.0))
+            continue
+        first, stop = bounds[piece.turn]
+        advantage = sum(advantages[first:stop]) / (stop - first)
+        parts.append((first, *_piece_ids(tokenizer, piece, episode.turns[first]), advantage))
     if layout == "per_turn":
-        rows = _per_turn_rows(parts, advantages, episode.episode_id)
+        rows = _per_turn_rows(parts, episode.episode_id)
     else:
         row = TokenizedSequence(episode_id=episode.episode_id)
-        for piece, ids, sampler in parts:
-            row.extend(ids, piece.turn, advantages[piece.turn] if piece.turn is not None else 0,
-                       sampler)
+        for turn, ids, sampler, advantage in parts:
+            row.extend(ids, turn, advantage, sampler)
         rows = [row]
     return _fit(rows, max_length, truncation, episode)
 
 
-def _per_turn_rows(parts, advantages, episode_id: str) -> list[TokenizedSequence]:
+def _per_turn_rows(parts, episode_id: str) -> list[TokenizedSequence]:
     rows, history = [], []
-    for piece, ids, sampler in parts:
-        if piece.turn is None:
+    for turn, ids, sampler, advantage in parts:
+        if turn is None:
             history += ids
             continue
         row = TokenizedSequence(episode_id=episode_id)
         row.extend(list(history), None)
-        row.extend(ids, piece.turn, advantages[piece.turn], sampler)
+        row.extend(ids, turn, advantage, sampler)
         rows.append(row)
         history += ids
     return rows

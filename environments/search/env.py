@@ -10,7 +10,15 @@ from typing import Any, Literal
 from agentgym.cache import cache_root, cached_folder
 from agentgym.core import AgentEnv, Transition
 from agentgym.errors import InvalidOptionError
-from agentgym.protocols import ActionProtocol, ParsedAction, ToolCall, split_thought
+from agentgym.protocols import (
+    ActionProtocol,
+    ParsedAction,
+    ToolCall,
+    ToolCallProtocol,
+    function_tool,
+    pick_protocol,
+    split_thought,
+)
 from environments.retrieval import (
     BM25Index,
     DenseIndex,
@@ -32,7 +40,8 @@ RETRY = ("My previous action is invalid. If I want to search, I should put the q
 class SearchR1Protocol(ActionProtocol):
     """``<think>…</think>`` (optional), then one ``<search>q</search>`` or ``<answer>a</answer>``.
 
-    Parses to ``ToolCall("search", {"query": q})`` or ``ToolCall("answer", {"answer": a})``.
+    Parses to ``ToolCall("search", {"query": q})`` or ``ToolCall("answer", {"text": a})``, the
+    calls :data:`SEARCH_TOOLS` describe.
     """
 
     name = "search-r1"
@@ -45,7 +54,7 @@ class SearchR1Protocol(ActionProtocol):
         """``ToolCall("search", {"query": q})`` -> ``<search>q</search>`` (same for answer)."""
         if isinstance(command, str):
             return f"<answer>{command}</answer>"
-        key = "query" if command.name == "search" else "answer"
+        key = "query" if command.name == "search" else "text"
         return f"<{command.name}>{command.arguments[key]}</{command.name}>"
 
     def example(self) -> str:
@@ -77,8 +86,17 @@ class SearchR1Protocol(ActionProtocol):
         kind, content = actions[0][0], " ".join(actions[0][1].split())
         if not content:
             return self.invalid(f"the <{kind}> block is empty.")
-        key = "query" if kind == "search" else "answer"
+        key = "query" if kind == "search" else "text"
         return ParsedAction(ok=True, value=ToolCall(kind, {key: content}), thought=thought)
+
+
+SEARCH_TOOLS = [
+    function_tool("search", "Search the encyclopedia; returns the top passages.",
+                  query=("string", "The search query.", True)),
+    function_tool("answer", "Give the final answer; the episode ends.",
+                  text=("string", "The answer, without explanation.", True)),
+]
+"""Search-v0's actions as OpenAI function schemas (``protocol="tools"``)."""
 
 
 def information_block(hits: list[Hit]) -> str:
@@ -115,6 +133,8 @@ class SearchEnv(AgentEnv):
         max_turns: Turn budget (truncation ends with no answer).
         max_invalid_actions: Truncate after this many consecutive invalid actions.
         reward: ``"em"`` or ``"format_em"``.
+        protocol: ``"search-r1"`` (``<search>``/``<answer>`` tags) or ``"tools"`` (the
+            :data:`SEARCH_TOOLS` functions, for native tool calling).
         lambdas: ``(lambda_s, lambda_r, lambda_f)`` of the format-aware reward.
         cache_dir: Where built indexes are kept.
         render_mode: ``None`` or ``"ansi"``.
@@ -143,10 +163,13 @@ class SearchEnv(AgentEnv):
         max_invalid_actions: int | None = None,
         reward: Literal["em", "format_em"] = "em",
         lambdas: tuple[float, float, float] = (0.2, 0.1, 0.1),
+        protocol: Literal["search-r1", "tools"] = "search-r1",
         cache_dir: str | Path | None = None,
         render_mode: str | None = None,
     ) -> None:
-        super().__init__(protocol=SearchR1Protocol(), max_turns=max_turns,
+        super().__init__(protocol=pick_protocol(protocol, {
+            "search-r1": SearchR1Protocol, "tools": lambda: ToolCallProtocol(SEARCH_TOOLS)}),
+                         max_turns=max_turns,
                          max_invalid_actions=max_invalid_actions, render_mode=render_mode)
         if reward not in ("em", "format_em"):
             raise InvalidOptionError(f"reward must be 'em' or 'format_em', got {reward!r}.")
@@ -198,7 +221,7 @@ class SearchEnv(AgentEnv):
     def _apply(self, command: Any) -> Transition:
         assert self.task is not None and isinstance(command, ToolCall)
         if command.name == "answer":
-            self.answer = command.arguments["answer"]
+            self.answer = command.arguments["text"]
             return Transition(observation=f"Your answer: {self.answer}", channels={},
                               terminated=True)
         hits = self.retriever.search_many([command.arguments["query"]], self.top_k)[0]
@@ -255,7 +278,7 @@ class SearchEnv(AgentEnv):
             if doc_id not in self.retrieved:
                 title = self._passage_title(doc_id)
                 return ToolCall("search", {"query": title})
-        return ToolCall("answer", {"answer": self.task.answers[0]})
+        return ToolCall("answer", {"text": self.task.answers[0]})
 
     def _passage_title(self, doc_id: int) -> str:
         """The title of a generated passage (the expert's query for that hop)."""

@@ -11,32 +11,23 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agentgym.protocols import ToolCall
-
-
-def _tool(name: str, description: str, **params: tuple[str, str, bool]) -> dict[str, Any]:
-    properties = {p: {"type": kind, "description": text} for p, (kind, text, _) in params.items()}
-    required = [p for p, (_, _, needed) in params.items() if needed]
-    return {"type": "function", "function": {
-        "name": name, "description": description,
-        "parameters": {"type": "object", "properties": properties, "required": required}}}
-
+from agentgym.protocols import ToolCall, function_tool
 
 TOOLS: list[dict[str, Any]] = [
-    _tool("bash", "Run a bash command in the repository (no network). Returns its output "
+    function_tool("bash", "Run a bash command in the repository (no network). Returns its output "
           "and exit code.", command=("string", "The command.", True)),
-    _tool("view", "Show a file with line numbers, or a folder's entries.",
+    function_tool("view", "Show a file with line numbers, or a folder's entries.",
           path=("string", "Path relative to the repository root.", True),
           start=("integer", "First line to show (1-based).", False),
           end=("integer", "Last line to show.", False)),
-    _tool("str_replace", "Replace the one occurrence of `old` in a file with `new`.",
+    function_tool("str_replace", "Replace the one occurrence of `old` in a file with `new`.",
           path=("string", "Path relative to the repository root.", True),
           old=("string", "Exact text to replace; must occur exactly once.", True),
           new=("string", "Replacement text.", True)),
-    _tool("create", "Create (or overwrite) a file with the given content.",
+    function_tool("create", "Create (or overwrite) a file with the given content.",
           path=("string", "Path relative to the repository root.", True),
           content=("string", "The file's content.", True)),
-    _tool("submit", "Submit your changes; the tests are run and the episode ends."),
+    function_tool("submit", "Submit your changes; the tests are run and the episode ends."),
 ]
 
 # runs inside the sandbox: python3 -c FILE_TOOL < {"tool": ..., "arguments": ...}

@@ -10,7 +10,15 @@ from typing import Any, Literal
 from agentgym.cache import cache_root, cached_folder
 from agentgym.core import AgentEnv, Transition
 from agentgym.errors import InvalidOptionError, TaskNotFoundError
-from agentgym.protocols import ActionProtocol, ParsedAction, ToolCall, split_thought
+from agentgym.protocols import (
+    ActionProtocol,
+    ParsedAction,
+    ToolCall,
+    ToolCallProtocol,
+    function_tool,
+    pick_protocol,
+    split_thought,
+)
 from environments.retrieval import BM25Index
 from environments.webshop.catalog import Catalog, Goal, load_webshop_items
 from environments.webshop.pages import History, ShopState, buttons, click, render
@@ -62,6 +70,16 @@ class WebShopProtocol(ActionProtocol):
         return ParsedAction(ok=True, value=ToolCall(kind, {key: argument}), thought=thought)
 
 
+WEBSHOP_TOOLS = [
+    function_tool("search", "Search the shop (on the search page).",
+                  query=("string", "The search query.", True)),
+    function_tool("click", "Click a button of the current page: a product id, an option, "
+                  "'next >', '< prev', 'back to search', 'description', 'buy now'.",
+                  button=("string", "The button's text.", True)),
+]
+"""WebShop-v0's actions as OpenAI function schemas (``protocol="tools"``)."""
+
+
 _SHARED: dict[tuple[Any, ...], tuple[Catalog, BM25Index]] = {}
 _SHARED_LOCK = threading.Lock()
 
@@ -104,6 +122,8 @@ class WebShopEnv(AgentEnv):
         split: Default split.
         max_turns: Turn budget (WebShop agents commonly use 15).
         max_invalid_actions: Truncate after this many consecutive invalid actions.
+        protocol: ``"webshop"`` (``search[...]``/``click[...]`` text) or ``"tools"`` (the
+            :data:`WEBSHOP_TOOLS` functions, for native tool calling).
         cache_dir: Where the index is kept.
         render_mode: ``None`` or ``"ansi"``.
     """
@@ -126,10 +146,13 @@ class WebShopEnv(AgentEnv):
         split: str = "train",
         max_turns: int | None = 15,
         max_invalid_actions: int | None = None,
+        protocol: Literal["webshop", "tools"] = "webshop",
         cache_dir: str | Path | None = None,
         render_mode: str | None = None,
     ) -> None:
-        super().__init__(protocol=WebShopProtocol(), max_turns=max_turns,
+        super().__init__(protocol=pick_protocol(protocol, {
+            "webshop": WebShopProtocol, "tools": lambda: ToolCallProtocol(WEBSHOP_TOOLS)}),
+                         max_turns=max_turns,
                          max_invalid_actions=max_invalid_actions, render_mode=render_mode)
         if observation_mode not in ("simple", "markdown"):
             raise InvalidOptionError(f"observation_mode must be 'simple' or 'markdown', got "
