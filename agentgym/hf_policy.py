@@ -1,44 +1,55 @@
 """``TransformersPolicy``: a local causal LM as a policy, batched over waiting episodes.
 
 ``generate(conversations)`` renders each conversation with the tokenizer's chat template,
-samples continuations for all of them in one left-padded batch, and returns the text, the
-generated token ids and their log-probabilities. Calling the policy on one conversation
+samples continuations for all of them in one left-padded batch, and returns each
+:class:`~agentgym.policies.Reply`: the text (and tool calls), the generated token ids and
+their log-probabilities. Calling the policy on one conversation
 is the same with a batch of one. torch and transformers are imported only here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-from agentgym.policies import Conversation
-
-
-@dataclass
-class Generation:
-    """One sampled reply: its text, token ids, and each token's log-probability."""
-
-    text: str
-    token_ids: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
-
-
-def chat_prompts(tokenizer: Any, conversations: list[Conversation]) -> list[str]:
-    """Each conversation rendered by the tokenizer's chat template, ready for the reply."""
-    return [tokenizer.apply_chat_template(c.messages, tokenize=False, add_generation_prompt=True)
-            for c in conversations]
+from agentgym.policies import Conversation, Reply
+from agentgym.tool_text import ToolParser, read_tool_calls
 
 
 class BatchPolicy:
-    """A policy that samples many conversations at once; calling it samples one."""
+    """A policy that samples many conversations at once; calling it samples one.
 
-    def __call__(self, conversation: Conversation) -> str:
-        """The reply text for one conversation."""
-        return self.generate([conversation])[0].text
+    With ``tool_parser`` set (``"hermes"`` or ``"llama3"``, matching the model's chat
+    template), the policy calls tools natively: the template renders the env's tools, and
+    each sampled reply's tool calls are read from its text into :attr:`Reply.tool_calls`.
+    """
 
-    def generate(self, conversations: list[Conversation]) -> list[Generation]:
+    tool_parser: ToolParser | None = None
+
+    @property
+    def native_tools(self) -> bool:
+        """Whether the env's tools go to the template and replies are read for calls."""
+        return self.tool_parser is not None
+
+    def __call__(self, conversation: Conversation) -> Reply:
+        """The reply to one conversation."""
+        return self.generate([conversation])[0]
+
+    def generate(self, conversations: list[Conversation]) -> list[Reply]:
         """One reply per conversation."""
         raise NotImplementedError
+
+    def prompts(self, tokenizer: Any, conversations: list[Conversation]) -> list[str]:
+        """Each conversation rendered by the chat template (with the tools when native)."""
+        return [tokenizer.apply_chat_template(
+            c.messages, tools=(c.tools or None) if self.native_tools else None,
+            tokenize=False, add_generation_prompt=True) for c in conversations]
+
+    def reply(self, text: str, token_ids: list[int], logprobs: list[float]) -> Reply:
+        """A sampled reply, its tool calls read from the text when native."""
+        if self.tool_parser is None:
+            return Reply(text, token_ids=token_ids, logprobs=logprobs)
+        content, calls = read_tool_calls(text, self.tool_parser)
+        return Reply(content if calls else text, calls, token_ids, logprobs)
 
 
 class TransformersPolicy(BatchPolicy):
@@ -52,13 +63,16 @@ class TransformersPolicy(BatchPolicy):
         max_new_tokens: Longest reply.
         stop: Extra strings that end a reply (cut off after generation).
         seed: Seed of the policy's own torch generator.
+        tool_parser: ``"hermes"`` or ``"llama3"`` to call the env's tools natively (see
+            :class:`BatchPolicy`); ``None``: actions are the reply's text.
     """
 
     def __init__(self, model: Any, tokenizer: Any, *, temperature: float = 1.0,
                  top_p: float = 1.0, max_new_tokens: int = 48, stop: list[str] | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, tool_parser: ToolParser | None = None) -> None:
         import torch
 
+        self.tool_parser = tool_parser
         self.model, self.tokenizer = model, tokenizer
         self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
         self.stop = stop or []
@@ -68,11 +82,11 @@ class TransformersPolicy(BatchPolicy):
         """Reset the sampling generator."""
         self.generator.manual_seed(seed)
 
-    def generate(self, conversations: list[Conversation]) -> list[Generation]:
+    def generate(self, conversations: list[Conversation]) -> list[Reply]:
         """Sample one reply per conversation, all in one batch."""
         import torch
 
-        prompts = chat_prompts(self.tokenizer, conversations)
+        prompts = self.prompts(self.tokenizer, conversations)
         ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
         width = max(len(i) for i in ids)
         pad = self.tokenizer.pad_token_id
@@ -135,15 +149,16 @@ class TransformersPolicy(BatchPolicy):
             probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
         return torch.multinomial(probs, 1, generator=self.generator).squeeze(-1)
 
-    def _finish(self, tokens: list[int], logprobs: list[float]) -> Generation:
+    def _finish(self, tokens: list[int], logprobs: list[float]) -> Reply:
         text = self.tokenizer.decode(tokens, skip_special_tokens=True)
         for stop in self.stop:
             if stop in text:
                 text = text[:text.index(stop) + len(stop)]
-        return Generation(text, tokens, logprobs)
+        return self.reply(text, tokens, logprobs)
 
     def describe(self) -> dict[str, Any]:
         """Metadata for the Episode record."""
         return {"policy": "transformers", "model": type(self.model).__name__,
                 "sampling": {"temperature": self.temperature, "top_p": self.top_p,
-                             "max_new_tokens": self.max_new_tokens}}
+                             "max_new_tokens": self.max_new_tokens},
+                "tool_parser": self.tool_parser}

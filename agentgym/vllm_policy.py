@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from agentgym.errors import MissingDependencyError
-from agentgym.hf_policy import BatchPolicy, Generation, chat_prompts
-from agentgym.policies import Conversation
+from agentgym.hf_policy import BatchPolicy
+from agentgym.policies import Conversation, Reply
+from agentgym.tool_text import ToolParser
 
 
 class VLLMPolicy(BatchPolicy):
@@ -32,13 +33,16 @@ class VLLMPolicy(BatchPolicy):
         seed: The engine's seed.
         dtype: Weights' dtype in the engine (``float32`` matches a CPU trainer exactly).
         max_model_len: Longest prompt plus reply.
+        tool_parser: ``"hermes"`` or ``"llama3"`` to call the env's tools natively (see
+            :class:`~agentgym.hf_policy.BatchPolicy`).
         engine_kwargs: Anything else for ``vllm.LLM``.
     """
 
     def __init__(self, model: str | Path, *, temperature: float = 1.0, top_p: float = 1.0,
                  max_new_tokens: int = 48, stop: list[str] | None = None, seed: int = 0,
                  dtype: str = "float32", max_model_len: int = 2048,
-                 **engine_kwargs: Any) -> None:
+                 tool_parser: ToolParser | None = None, **engine_kwargs: Any) -> None:
+        self.tool_parser = tool_parser
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         try:
             from vllm import LLM
@@ -60,24 +64,23 @@ class VLLMPolicy(BatchPolicy):
         """Restart the sampling seeds from ``seed``."""
         self.seed, self._calls = seed, 0
 
-    def generate(self, conversations: list[Conversation]) -> list[Generation]:
+    def generate(self, conversations: list[Conversation]) -> list[Reply]:
         """Sample one reply per conversation, all in one engine call."""
         from vllm import SamplingParams
 
-        prompts = chat_prompts(self.tokenizer, conversations)
+        prompts = self.prompts(self.tokenizer, conversations)
         self._calls += 1
         params = SamplingParams(temperature=self.temperature, top_p=self.top_p,
                                 max_tokens=self.max_new_tokens, stop=self.stop or None,
                                 include_stop_str_in_output=True, logprobs=0,
                                 seed=self.seed * 1_000_003 + self._calls)
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
-        return [self._generation(out.outputs[0]) for out in outputs]
+        return [self._reply(out.outputs[0]) for out in outputs]
 
-    @staticmethod
-    def _generation(completion: Any) -> Generation:
+    def _reply(self, completion: Any) -> Reply:
         ids = list(completion.token_ids)
         logprobs = [float(step[token].logprob) for step, token in zip(completion.logprobs, ids)]
-        return Generation(completion.text, ids, logprobs)
+        return self.reply(completion.text, ids, logprobs)
 
     def load_weights(self, model: Any) -> None:
         """Copy a (training) model's current weights into the engine."""
@@ -93,4 +96,5 @@ class VLLMPolicy(BatchPolicy):
         """Metadata for the Episode record."""
         return {"policy": "vllm", "model": self.model_path,
                 "sampling": {"temperature": self.temperature, "top_p": self.top_p,
-                             "max_new_tokens": self.max_new_tokens}}
+                             "max_new_tokens": self.max_new_tokens},
+                "tool_parser": self.tool_parser}

@@ -9,15 +9,20 @@ executed; the recorded episode rebuilds exactly the chat the policy was shown.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 import agentgym
+from agentgym.hf_policy import TransformersPolicy
 from agentgym.policies import Conversation, Reply
 from agentgym.protocols import ToolCall, tool_calls_in
 from agentgym.records import Episode
+from agentgym.tool_text import read_tool_calls
 from tests.test_rollout import ChatServer
-from trainers.tokenize import episode_messages
+from trainers.models import tiny_model
+from trainers.tiny import train_tokenizer
+from trainers.tokenize import episode_messages, tokenize_episode
 
 FAMILIES = {
     "TextWorld-v0": {"preset": "easy", "protocol": "tools"},
@@ -145,3 +150,118 @@ def test_text_mode_conversations_are_unchanged():
     assert episode.tools is None and all(t.tool_call_id is None for t in episode.turns)
     assert {m["role"] for m in recording.shown[-1]} == {"system", "user", "assistant"}
     assert ToolCall("act", {"command": "look"}) == ToolCall("act", {"command": "look"}, id="x")
+
+
+# ------------------------------------------------------------------ tokenisation with tools
+CALL_TEXT = {  # how each format's model writes one call (what its template renders)
+    "hermes": lambda c: "<tool_call>\n" + json.dumps({"name": c.name, "arguments": c.arguments})
+    + "\n</tool_call>",
+    "llama3": lambda c: json.dumps({"name": c.name, "parameters": c.arguments}),
+}
+
+
+class CharSampler:
+    """Writes the expert's call as a ``chat_format`` model would, one token per character
+    where the vocabulary has it (never how the tokenizer would encode the same text)."""
+
+    native_tools = True
+
+    def __init__(self, tokenizer, chat_format):
+        self.tokenizer, self.chat_format = tokenizer, chat_format
+
+    def __call__(self, conversation):
+        call = tool_calls_in(conversation.info["expert_action"])[0]
+        text = CALL_TEXT[self.chat_format](call)
+        ids = self.char_ids(text) + [self.tokenizer.eos_token_id]
+        return Reply(tool_calls=[call], token_ids=ids, logprobs=[-0.5] * len(ids))
+
+    def char_ids(self, text):
+        ids = []
+        for part in re.split(r"(<tool_call>|</tool_call>)", text):
+            if part in ("<tool_call>", "</tool_call>"):
+                ids.append(self.tokenizer.convert_tokens_to_ids(part))
+            else:
+                ids += [i for ch in part for i in self.tokenizer(ch, add_special_tokens=False)
+                        ["input_ids"]]
+        return ids
+
+
+@pytest.fixture(scope="module")
+def tool_world():
+    env = agentgym.make("TextWorld-v0", preset="easy", protocol="tools", max_turns=5)
+    experts = agentgym.rollout(env, agentgym.ExpertPolicy(native_tools=True), tasks=3,
+                               progress=False)
+    texts = [env.system_prompt()] + [t.observation for e in experts for t in e.turns]
+    yield env, texts * 3
+    env.close()
+
+
+@pytest.mark.parametrize("chat_format", ["hermes", "llama3"])
+def test_tool_call_turns_train_on_the_sampled_ids(tool_world, chat_format):
+    env, texts = tool_world
+    tokenizer = train_tokenizer(texts, 500, chat_format)
+    sampler = CharSampler(tokenizer, chat_format)
+    episode = agentgym.rollout(env, sampler, tasks=1, seed=1, progress=False)[0]
+    assert episode.outcome.success and episode.tools
+    advantages = [float(i + 1) for i in range(episode.num_turns)]
+    row = tokenize_episode(episode, tokenizer, advantages)[0]
+    for turn in episode.turns:
+        trained = [i for i, t in zip(row.input_ids, row.turn_ids, strict=True) if t == turn.index]
+        assert trained == turn.token_ids  # exactly the sampled ids (the sampler emitted eos)
+        text = CALL_TEXT[chat_format](ToolCall(turn.tool_calls[0]["name"],
+                                               turn.tool_calls[0]["arguments"]))
+        assert trained[:-1] != tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert {a for a, t in zip(row.advantages, row.turn_ids, strict=True)
+                if t == turn.index} == {advantages[turn.index]}
+    # the template renders what was sampled: the row decodes to the templated chat
+    rendered = tokenizer.apply_chat_template(episode_messages(episode), tools=episode.tools,
+                                             tokenize=False)
+    assert tokenizer.decode(row.input_ids) == rendered
+    # tool results and tool schemas are the env's and the template's: never trained on
+    masked_in = tokenizer.decode([i for i, m in zip(row.input_ids, row.loss_mask,
+                                                    strict=True) if m])
+    assert episode.turns[1].observation not in masked_in and '"description"' not in masked_in
+
+
+def test_a_reply_with_two_calls_is_one_piece_with_their_mean_advantage(tool_world):
+    env, texts = tool_world
+    tokenizer = train_tokenizer(texts, 500, "hermes")
+    episode = agentgym.rollout(env, two_moves_at_once, tasks=1, progress=False)[0]
+    advantages = [float(i) for i in range(episode.num_turns)]
+    row = tokenize_episode(episode, tokenizer, advantages)[0]
+    first = {a for a, t in zip(row.advantages, row.turn_ids, strict=True) if t == 0}
+    assert first == {0.5} and 1 not in row.turn_ids  # turns 0 and 1: one reply
+    assert tokenizer.decode(row.input_ids) == tokenizer.apply_chat_template(
+        episode_messages(episode), tools=episode.tools, tokenize=False)
+
+
+def test_tool_calls_are_read_from_text_as_servers_read_them():
+    two = ('thinking <tool_call>\n{"name": "act", "arguments": {"command": "look"}}\n'
+           '</tool_call>\n<tool_call>{"name": "act", "arguments": {"command": "go east"}}'
+           "</tool_call>")
+    content, calls = read_tool_calls(two, "hermes")
+    assert content == "thinking" and [c.arguments["command"] for c in calls] == ["look",
+                                                                                 "go east"]
+    broken = '<tool_call>{"name": "act", "arguments": {"command": </tool_call>'
+    assert read_tool_calls(broken, "hermes") == (broken, [])
+    content, calls = read_tool_calls('<|python_tag|>{"name": "act", "parameters": '
+                                     '{"command": "look"}}', "llama3")
+    assert calls == [ToolCall("act", {"command": "look"})] and content == ""
+    assert read_tool_calls("go east", "llama3") == ("go east", [])
+    with pytest.raises(agentgym.errors.InvalidOptionError, match="hermes"):
+        read_tool_calls("x", "mistral")
+
+
+def test_a_local_model_gets_the_tools_in_its_prompt(tool_world):
+    env, texts = tool_world
+    tokenizer = train_tokenizer(texts, 500, "hermes")
+    model = tiny_model(tokenizer, hidden=32, layers=1, heads=2, kv_heads=1)
+    policy = TransformersPolicy(model, tokenizer, max_new_tokens=4, tool_parser="hermes")
+    obs, info = env.reset(seed=0)
+    conversation = Conversation([{"role": "user", "content": obs}], info, env.protocol.encode)
+    assert "<tools>" in policy.prompts(tokenizer, [conversation])[0]
+    plain = TransformersPolicy(model, tokenizer, max_new_tokens=4)
+    assert "<tools>" not in plain.prompts(tokenizer, [conversation])[0]
+    reply = policy.reply('<tool_call>{"name": "act", "arguments": {"command": "look"}}'
+                         "</tool_call>", [1, 2], [-0.1, -0.2])
+    assert reply.tool_calls == [ToolCall("act", {"command": "look"})] and reply.token_ids == [1, 2]
