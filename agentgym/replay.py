@@ -82,16 +82,44 @@ def _tool_call(turn: Turn) -> dict[str, Any] | None:
     return call if isinstance(call, dict) and "name" in call else None
 
 
-def action_renderable(turn: Turn, result: str = "") -> Any:
+def native_call(turn: Turn, episode: Episode | None) -> dict[str, Any] | None:
+    """The structured tool call a turn ran (native tool calling), from the reply that made it."""
+    if turn.tool_call_id is None:
+        return None
+    replies = [turn] + ([t for t in reversed(episode.turns[:turn.index])]
+                        if episode is not None else [])
+    for reply in replies:
+        for call in reply.tool_calls or []:
+            if call.get("id") == turn.tool_call_id:
+                return call
+    return None
+
+
+def action_renderable(turn: Turn, result: str = "", native: dict[str, Any] | None = None) -> Any:
     """The action: a shell command with its exit code, a diff for an edit, or the text.
 
-    ``result`` is what the env answered (the next observation), where exit codes are read.
+    ``result`` is what the env answered (the next observation), where exit codes are read;
+    ``native`` is the structured tool call the turn ran, when the model called a tool.
     """
+    from rich.console import Group
+    from rich.text import Text
+
+    shown = _action_body(turn, result, native)
+    if native is None:
+        return shown
+    line = Text(f"tool call {native['name']} (id {turn.tool_call_id})", style="dim")
+    if turn.action.strip():
+        line.append(f"   with text: {turn.action.strip()[:200]}")
+    return Group(line, shown)
+
+
+def _action_body(turn: Turn, result: str, native: dict[str, Any] | None) -> Any:
     from rich.syntax import Syntax
     from rich.text import Text
 
     if not turn.action_valid:
-        return Text(f"> (invalid) {turn.action[:300]}", style="bold red")
+        written = json.dumps(native, ensure_ascii=False) if native else turn.action
+        return Text(f"> (invalid) {written[:300]}", style="bold red")
     call = _tool_call(turn)
     args = (call or {}).get("arguments", {})
     if call and call["name"] == "bash":
@@ -124,7 +152,7 @@ def render_turn(turn: Turn, episode: Episode | None = None, show_thought: bool =
         thought = turn.thought if show_thought else (
             turn.thought[:THOUGHT_PREVIEW] + ("…" if len(turn.thought) > THOUGHT_PREVIEW else ""))
         parts.append(Text(f"think: {thought}", style="dim italic"))
-    parts.append(action_renderable(turn, result))
+    parts.append(action_renderable(turn, result, native_call(turn, episode)))
     footer = Text(f"reward {turn.reward:+.3g}   {channels_text(turn.reward_channels)}")
     if turn.advantage is not None:
         footer.append(f"   advantage {turn.advantage:+.3f}", style=advantage_style(turn.advantage))

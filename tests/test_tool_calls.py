@@ -20,6 +20,7 @@ from agentgym.protocols import ToolCall, tool_calls_in
 from agentgym.records import Episode
 from agentgym.tool_text import read_tool_calls
 from tests.test_rollout import ChatServer
+from tests.test_viewer import replay
 from trainers.models import tiny_model
 from trainers.tiny import train_tokenizer
 from trainers.tokenize import episode_messages, tokenize_episode
@@ -122,6 +123,8 @@ def test_an_openai_server_gets_tools_and_its_tool_calls_run(tmp_path):
     again = agentgym.read_episodes(out)[0]
     assert again.turns[0].tool_calls == [{"id": "srv-2", "name": "act",
                                           "arguments": {"command": "look"}}]
+    shown = replay(str(out), "--print", "--episode", "0").stdout
+    assert "tool call act (id srv-2)" in shown and "tool call act (id srv-6)" in shown
 
 
 def test_a_malformed_server_call_is_answered_as_an_observation():
