@@ -268,3 +268,24 @@ def test_a_local_model_gets_the_tools_in_its_prompt(tool_world):
     reply = policy.reply('<tool_call>{"name": "act", "arguments": {"command": "look"}}'
                          "</tool_call>", [1, 2], [-0.1, -0.2])
     assert reply.tool_calls == [ToolCall("act", {"command": "look"})] and reply.token_ids == [1, 2]
+
+
+@pytest.mark.parametrize("chat_format", ["chatml", "hermes", "llama3"])
+def test_a_saved_tiny_model_folder_reloads_the_same_tokenizer(tool_world, tmp_path,
+                                                              chat_format):
+    # beside a Qwen2 config.json, AutoTokenizer loads a Qwen2Tokenizer (as vLLM does): its
+    # word splitting must be the one the tokenizer was trained and used with
+    from transformers import AutoTokenizer
+
+    env, texts = tool_world
+    tokenizer = train_tokenizer(texts, 500, chat_format)
+    tiny_model(tokenizer, hidden=32, layers=1, heads=2, kv_heads=1).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    episode = agentgym.rollout(env, agentgym.ExpertPolicy(native_tools=True), tasks=1,
+                               progress=False)[0]
+    text = tokenizer.apply_chat_template(episode_messages(episode), tools=episode.tools,
+                                         tokenize=False) + " naïve 12345  it's\r\n\t"
+    assert again.apply_chat_template(episode_messages(episode), tools=episode.tools,
+                                     tokenize=False) == text[:-len(" naïve 12345  it's\r\n\t")]
+    assert again(text)["input_ids"] == tokenizer(text)["input_ids"]

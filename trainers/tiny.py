@@ -89,6 +89,10 @@ LLAMA3_TEMPLATE = (
     "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
 )
 
+QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+               r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+"""How Qwen2's tokenizer splits text into words before byte-level BPE."""
+
 ChatFormat = Literal["chatml", "hermes", "llama3"]
 
 _FORMATS: dict[str, tuple[str, list[str], list[str], str]] = {
@@ -115,14 +119,28 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 2048,
         raise InvalidOptionError(f"chat_format must be one of {sorted(_FORMATS)}, got "
                                  f"{chat_format!r}.")
     try:
-        from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+        from tokenizers import (
+            AddedToken,
+            Regex,
+            Tokenizer,
+            decoders,
+            models,
+            normalizers,
+            pre_tokenizers,
+            trainers,
+        )
         from transformers import PreTrainedTokenizerFast
     except ImportError as exc:
         raise MissingDependencyError("transformers", "train") from exc
 
     template, special, plain, end = _FORMATS[chat_format]
     tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # Qwen2's own pipeline: saved beside a Qwen2 model's config.json, the tokenizer reloads
+    # as a Qwen2Tokenizer, which imposes it; any other would encode differently once loaded
+    tokenizer.normalizer = normalizers.NFC()
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size - len(plain), special_tokens=special,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
