@@ -1,7 +1,8 @@
 """Rollout throughput against a slow OpenAI-compatible server, by requests in flight.
 
-A local chat server (its own process) answers every request after 100 ms, however many
-arrive at once, as a batching inference server roughly does. ``OpenAIChatPolicy`` plays
+A local chat server (its own process, one asyncio loop, HTTP/1.1 keep-alive) answers every
+request after 100 ms, however many arrive at once, as a batching inference server roughly
+does. ``OpenAIChatPolicy`` plays
 TextWorld through it at concurrency 1, 8, 32 and 64, one env (an ``EnvPool`` worker process)
 per episode in flight, and the script prints turns per second and the speed-up over
 concurrency 1, all in one run.
@@ -27,36 +28,49 @@ import agentgym
 from agentgym.pool import EnvPool
 
 SERVER = r"""
-import json, sys, time, hashlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import asyncio, hashlib, json, sys
 
 COMMANDS = ["look", "inventory", "go east", "go west", "go north", "go south", "take key"]
+CRLF = b"\r\n"
 
-class Handler(BaseHTTPRequestHandler):
-    disable_nagle_algorithm = True  # headers and body go out at once, no 40 ms ACK waits
 
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        last = body["messages"][-1]["content"]
-        pick = hashlib.sha1(f"{len(body['messages'])}|{last}".encode()).digest()[0]
-        time.sleep(0.1)
-        payload = json.dumps({"choices": [{"message": {"role": "assistant",
-                  "content": f"<action>{COMMANDS[pick % len(COMMANDS)]}</action>"}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+def reply(body):
+    last = body["messages"][-1]["content"]
+    pick = hashlib.sha1(f"{len(body['messages'])}|{last}".encode()).digest()[0]
+    return json.dumps({"choices": [{"message": {"role": "assistant",
+                       "content": f"<action>{COMMANDS[pick % len(COMMANDS)]}</action>"}}]})
 
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
 
-    def log_message(self, *args):
-        pass
+async def serve(reader, writer):
+    # HTTP/1.1 with keep-alive, every request answered after 100 ms on one event loop: as a
+    # batching inference server, it takes any number of requests at once
+    while True:
+        head = await reader.readuntil(CRLF + CRLF)
+        length = 0
+        for line in head.split(CRLF):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        body = await reader.readexactly(length) if length else b""
+        payload = reply(json.loads(body)).encode() if head.startswith(b"POST") else b""
+        if payload:
+            await asyncio.sleep(0.1)
+        writer.write(b"HTTP/1.1 200 OK" + CRLF + b"Content-Type: application/json" + CRLF
+                     + b"Content-Length: " + str(len(payload)).encode() + CRLF + CRLF + payload)
+        await writer.drain()
 
-ThreadingHTTPServer.request_queue_size = 256
-ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+
+async def guarded(reader, writer):
+    try:
+        await serve(reader, writer)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+
+
+async def main(port):
+    server = await asyncio.start_server(guarded, "127.0.0.1", port, backlog=512)
+    await server.serve_forever()
+
+asyncio.run(main(int(sys.argv[1])))
 """
 
 
