@@ -357,11 +357,21 @@ def _json_object(text: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+CONNECTIONS_PER_CLIENT = 8
+"""Keep-alive connections per async HTTP client (see :class:`_AsyncClients`)."""
+
+
 class _AsyncClients:
-    """One async HTTP client and request limit per event loop (they cannot cross loops)."""
+    """Async HTTP clients and a request limit per event loop (they cannot cross loops).
+
+    Requests are spread over several clients of at most :data:`CONNECTIONS_PER_CLIENT`
+    connections each: httpcore checks every pooled connection on each request, so one pool
+    of 64 keep-alive connections spends more CPU choosing a connection than sending.
+    """
 
     def __init__(self) -> None:
-        self._by_loop: dict[int, tuple[Any, Any, asyncio.Semaphore]] = {}
+        self._by_loop: dict[int, tuple[Any, list[Any], asyncio.Semaphore]] = {}
+        self._turn = 0
 
     def get(self, policy: OpenAIChatPolicy) -> tuple[Any, asyncio.Semaphore]:
         import httpx
@@ -369,16 +379,18 @@ class _AsyncClients:
         loop = asyncio.get_running_loop()
         found = self._by_loop.get(id(loop))
         if found is None or found[0] is not loop:
-            limits = httpx.Limits(max_connections=policy.concurrency,
-                                  max_keepalive_connections=policy.concurrency)
-            client = httpx.AsyncClient(base_url=policy.base_url.rstrip("/"),
-                                       timeout=policy.timeout, headers=policy._headers,
-                                       limits=limits)
-            found = self._by_loop[id(loop)] = (loop, client,
+            size = min(policy.concurrency, CONNECTIONS_PER_CLIENT)
+            limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+            clients = [httpx.AsyncClient(base_url=policy.base_url.rstrip("/"),
+                                         timeout=policy.timeout, headers=policy._headers,
+                                         limits=limits)
+                       for _ in range(-(-policy.concurrency // size))]
+            found = self._by_loop[id(loop)] = (loop, clients,
                                                asyncio.Semaphore(policy.concurrency))
-        return found[1], found[2]
+        self._turn += 1
+        return found[1][self._turn % len(found[1])], found[2]
 
     async def close(self) -> None:
         found = self._by_loop.pop(id(asyncio.get_running_loop()), None)
-        if found is not None:
-            await found[1].aclose()
+        for client in found[1] if found is not None else []:
+            await client.aclose()

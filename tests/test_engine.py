@@ -122,3 +122,17 @@ def test_an_env_exception_fails_only_its_episode(mode):
     assert failed[0].error == {"type": "EnvError",
                                "message": "RuntimeError: the engine fell over"}
     assert all(e.error is None and e.turns for e in episodes if e not in failed)
+
+
+def test_requests_beyond_one_client_pool_are_still_in_flight_together():
+    # requests are spread over clients of 8 connections each; all 20 must still fly at once
+    envs = [agentgym.make("TextWorld-v0", **EASY) for _ in range(20)]
+    try:
+        with ChatServer(lambda body: (200, choose(body["messages"])), delay=0.2) as server:
+            policy = agentgym.OpenAIChatPolicy(base_url=server.url, concurrency=20)
+            episodes = agentgym.rollout(envs, policy, tasks=20, progress=False)
+    finally:
+        for env in envs:
+            env.close()
+    assert all(e.error is None for e in episodes)
+    assert server.peak > 8
