@@ -278,7 +278,8 @@ def test_a_saved_tiny_model_folder_reloads_the_same_tokenizer(tool_world, tmp_pa
     from transformers import AutoTokenizer
 
     env, texts = tool_world
-    tokenizer = train_tokenizer(texts, 500, chat_format)
+    numbers = ["error at line 12345, exit code 67890"] * 20  # merges Qwen's split forbids
+    tokenizer = train_tokenizer(texts + numbers, 500, chat_format)
     tiny_model(tokenizer, hidden=32, layers=1, heads=2, kv_heads=1).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
     again = AutoTokenizer.from_pretrained(tmp_path)
