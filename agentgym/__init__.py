@@ -9,7 +9,7 @@ Usage::
     obs, reward, terminated, truncated, info = env.step(info["expert_action"])
 """
 
-from agentgym.core import AgentEnv, EnvState, Transition
+from agentgym.core import AgentEnv, EnvState, Task, Transition
 from agentgym.errors import (
     AgentGymError,
     EnvClosed,

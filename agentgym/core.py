@@ -23,6 +23,10 @@ limits, and the standard ``info`` keys.
 ``outcome_channels``   the episode's named outcome components (last step)
 ``reference``          what the task wanted, e.g. gold answers (last step, where known)
 =====================  =========================================================
+
+``env.task`` (after ``reset``) is the episode's :class:`Task`: id, split, instruction, the
+reference where known, and the family's own task record, for code (tests, graders, benches)
+rather than the agent.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ import dataclasses
 import enum
 import queue
 import threading
+import types
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, SupportsFloat
 
@@ -66,6 +72,26 @@ class Transition:
     channels: dict[str, float]
     terminated: bool = False
     info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Task:
+    """The task an episode plays: ``env.task`` after ``reset`` (read-only).
+
+    Attributes:
+        id: The task id (``reset(options={"task_id": id})`` plays it again).
+        split: The split it belongs to (``"train"``, ``"test"``, ...), ``None`` if unknown.
+        instruction: The task text the agent is given.
+        reference: What the task wants (gold answers, target product, fix), where known.
+        source: The env family's own task record (e.g. SWE's ``SWETask``, ALFWorld's
+            ``GameRef``, WebShop's ``Goal``), for code that needs more than the above.
+    """
+
+    id: str
+    split: str | None
+    instruction: str
+    reference: Mapping[str, Any] | None = None
+    source: Any = None
 
 
 class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
@@ -123,6 +149,7 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
         self._last_action: str | None = None
         self._last_observation = ""
         self._worker: _StepWorker | None = None
+        self._task: Task | None = None
 
     # ------------------------------------------------------------------ the contract
     def reset(
@@ -157,8 +184,29 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
         self.invalid_actions = 0
         self._invalid_streak = 0
         self._last_action, self._last_observation = None, observation
-        info = {"task_id": self.task_id, "instruction": self._instruction(), **self._now_info()}
+        self._task = self._describe_task(options)
+        info = {"task_id": self.task_id, "instruction": self._task.instruction,
+                **self._now_info()}
         return observation, info
+
+    @property
+    def task(self) -> Task:
+        """The current episode's task (see :class:`Task`).
+
+        Raises:
+            ResetNeeded: before the first ``reset``.
+        """
+        if self._task is None:
+            raise ResetNeeded("env.task is known after reset(); call env.reset() first.")
+        return self._task
+
+    def _describe_task(self, options: Mapping[str, Any]) -> Task:
+        assert self.task_id is not None
+        reference = self._reference()
+        return Task(id=self.task_id, split=self._task_split(self.task_id, options),
+                    instruction=self._instruction(),
+                    reference=types.MappingProxyType(dict(reference)) if reference else None,
+                    source=self._task_source())
 
     def step(
         self, action: str | ToolCall | dict[str, Any]
@@ -265,6 +313,18 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
     def _reference(self) -> dict[str, Any] | None:
         """What the task wanted (gold answers, target product), shown once it is over."""
         return None
+
+    def _task_source(self) -> Any:
+        """The family's own record of the current task (``env.task.source``)."""
+        return None
+
+    def _task_split(self, task_id: str, options: Mapping[str, Any]) -> str | None:
+        """The current task's split: a ``/``-separated part of its id naming a split, else
+        the ``split`` option, else the env's ``split`` attribute."""
+        for part in task_id.split("/"):
+            if part in self.splits:
+                return part
+        return options.get("split", getattr(self, "split", None))
 
     def _admissible(self) -> list[str] | None:
         """Commands valid now, or ``None`` if the env cannot enumerate them."""

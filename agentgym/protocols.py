@@ -76,14 +76,22 @@ class ParsedAction:
 def clean_text(raw: object) -> str:
     """Turn raw model output into clean text: bytes decoded, control characters dropped.
 
-    Invalid UTF-8 and lone surrogates become U+FFFD; newlines and tabs are kept.
+    Invalid UTF-8 and lone surrogates become U+FFFD; newlines and tabs are kept, ``\r\n``
+    becomes ``\n``, and the other whitespace controls (``\r``, ``\v``, ``\f``, ...) become
+    spaces, so ``"São\rPaulo"`` stays two words.
     """
     if isinstance(raw, (bytes, bytearray)):
         text = bytes(raw).decode("utf-8", errors="replace")
     else:
         text = str(raw)
-    text = _SURROGATE.sub("\ufffd", text)
-    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    text = _SURROGATE.sub("\ufffd", text).replace("\r\n", "\n")
+    return "".join(_clean_char(ch) for ch in text)
+
+
+def _clean_char(ch: str) -> str:
+    if ch in "\n\t" or unicodedata.category(ch) != "Cc":
+        return ch
+    return " " if ch.isspace() else ""
 
 
 class ActionProtocol:

@@ -113,7 +113,7 @@ def main() -> None:
                             max_turns=None)
         task_id = env.task_ids("test", 1)[0]
         env.reset(options={"task_id": task_id})
-        gamefile = str(env._ref.folder / "game.tw-pddl")  # the cached game file
+        gamefile = str(env.task.source.folder / "game.tw-pddl")  # the cached game file
         commands = command_script(env, task_id, args.steps, seed=n)
         env.close()
         stock = run_stock(gamefile, commands, args.resets)

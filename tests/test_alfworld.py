@@ -39,7 +39,7 @@ def test_stored_walkthrough_wins_each_task_type(task_type):
     env, task_id = first_task(task_type)
     with env:
         env.reset(options={"task_id": task_id})
-        game = env.unwrapped._ref.game()
+        game = env.task.source.game()
         assert game["solvable"] and game["walkthrough"]
         _, info = play(env, task_id, game["walkthrough"])
         assert info["success"] and info["outcome_channels"] == {"success": 1.0}
@@ -75,7 +75,7 @@ def test_expert_progress_and_success_channels():
     with env:
         *_, info = play_expert(env, options={"task_id": task_id})
         assert info["success"]
-        goal = env.unwrapped._ref.goal
+        goal = env.task.source.goal
         assert goal.task_type == "pick_heat_then_place_in_recep"
         assert info["reference"]["obj"] == goal.obj
 
@@ -88,7 +88,7 @@ def test_progress_sums_to_the_goal_conditions():
         while not done:
             obs, reward, done, truncated, info = env.step(info["expert_action"])
             total += info["reward_channels"]["progress"]
-        assert total == goal_stages(env.unwrapped._ref.goal) == 3
+        assert total == goal_stages(env.task.source.goal) == 3
         assert reward == 1.0
 
 
@@ -112,7 +112,7 @@ def test_transcript_equals_the_stock_engine():
     env, task_id = first_task("look_at_obj_in_light")
     with env:
         _, info = env.reset(options={"task_id": task_id})
-        game = env.unwrapped._ref.game()
+        game = env.task.source.game()
         stock = AlfredDemangler(PddlEnv(textworld.EnvInfos(admissible_commands=True)))
         stock.load(game)
         state = stock.reset()
@@ -128,7 +128,7 @@ def test_legacy_dialect_walkthrough_wins():
     env, task_id = first_task("pick_cool_then_place_in_recep", dialect="legacy")
     with env:
         env.reset(options={"task_id": task_id})
-        walkthrough = env.unwrapped._ref.game()["walkthrough"]
+        walkthrough = env.task.source.game()["walkthrough"]
         assert any(c.startswith("move ") for c in walkthrough)
         legacy = [translate_command(c, "legacy") for c in walkthrough]
         assert any(" in/on " in c for c in legacy)
@@ -163,7 +163,7 @@ def test_generation_is_seeded_and_splits_never_share_a_floor_plan(tmp_path):
     assert all(plan(t) % 100 <= 6 for t in test_ids)
     first = [e.reset(options={"task_id": train_ids[0]})[0] for e in (env, again)]
     assert first[0] == first[1]
-    paths = [e.unwrapped._ref.folder / "game.tw-pddl" for e in (env, again)]
+    paths = [e.task.source.folder / "game.tw-pddl" for e in (env, again)]
     assert paths[0].read_text() == paths[1].read_text()
     env.close()
     again.close()
@@ -173,7 +173,7 @@ def test_official_folder_layout_loads(tmp_path, monkeypatch):
     env, task_id = first_task("pick_and_place_simple")
     with env:
         env.reset(options={"task_id": task_id})
-        source = env.unwrapped._ref.folder
+        source = env.task.source.folder
     root = tmp_path / "data" / "json_2.1.1"
     for split, folder in (("valid_unseen", "pick_and_place_simple-Mug-None-Desk-308"),
                           ("valid_unseen", "pick_and_place_with_movable_recep-Pen-Mug-Desk-1"),
@@ -204,7 +204,7 @@ def test_bad_input_names_what_is_allowed(tmp_path):
         make(floor_plans=[3], split="train")
     with pytest.raises(InvalidOptionError, match="Rooms: kitchen, livingroom, bedroom"):
         make(rooms=["garage"])
-    with pytest.raises(InvalidOptionError, match="Dialects: 0.4, legacy"):
+    with pytest.raises(InvalidOptionError, match="Dialects: auto, 0.4, legacy"):
         make(dialect="react")
     with pytest.raises(TaskNotFoundError, match="json_2.1.1"):
         make_official(tmp_path / "nowhere")
@@ -226,7 +226,7 @@ def test_engine_speaks_the_dialect_it_was_given():
     env, task_id = first_task("pick_and_place_simple")
     with env:
         env.reset(options={"task_id": task_id})
-        game = env.unwrapped._ref.game()
+        game = env.task.source.game()
     legacy = AlfredEngine("legacy")
     legacy.load(game)
     legacy.reset()
@@ -245,7 +245,7 @@ def test_already_won_and_unsolvable_games_are_rejected():
     env, task_id = first_task("pick_and_place_simple")
     with env:
         env.reset(options={"task_id": task_id})
-        game, goal = env.unwrapped._ref.game(), env.unwrapped._ref.goal
+        game, goal = env.task.source.game(), env.task.source.goal
         world = World.from_facts(env.unwrapped._state["_facts"])
     assert prove(game, goal) == game["walkthrough"]
     # a goal that already holds at reset: an object sitting where it is asked to go
@@ -280,3 +280,56 @@ def test_forgetting_interned_logic_changes_nothing(monkeypatch):
     for before, after in zip(kept, forgot, strict=True):
         assert after[0] == before[0] and after[4]["success"] and before[4]["success"]
         assert after[4]["state_key"] == before[4]["state_key"]
+
+
+def legacy_game_file(game: dict) -> dict:
+    """A generated game written the way the official json_2.1.1 files are: the legacy
+    grammar, and no `help` action in the grammar or the PDDL domain."""
+    from environments.alfworld.engine import in_dialect
+
+    grammar = in_dialect(game["grammar"], "legacy")
+    start = grammar.index("action help {")
+    end = grammar.index('""";\n}', start) + len('""";\n}')
+    domain = game["pddl_domain"]
+    cut = domain.index("(:action help")
+    return dict(game, grammar=grammar[:start] + grammar[end:],
+                pddl_domain=domain[:cut] + domain[domain.index("\n)\n", cut) + 3:])
+
+
+def test_auto_dialect_plays_official_legacy_files_as_the_stock_engine(tmp_path):
+    import textworld
+    from alfworld.agents.environment.alfred_tw_env import AlfredDemangler
+    from textworld.envs.pddl import PddlEnv
+
+    env, task_id = first_task("pick_and_place_simple")
+    with env:
+        _, info = env.reset(options={"task_id": task_id})
+        assert info["dialect"] == "0.4"  # generated games speak alfworld 0.4
+        source = env.task.source.folder
+        game = legacy_game_file(env.task.source.game())
+    trial = tmp_path / "data" / "json_2.1.1" / "valid_seen" / \
+        "pick_and_place_simple-Mug-None-Desk-308" / "trial_T20190908_123456_000001"
+    shutil.copytree(source, trial)
+    (trial / "game.tw-pddl").write_text(json.dumps(game))
+    stock = AlfredDemangler(PddlEnv(textworld.EnvInfos(admissible_commands=True)))
+    stock.load(game)
+    commands = [translate_command(c, "legacy") for c in game["walkthrough"]]
+    with make_official(tmp_path / "data", split="valid_seen") as official:
+        obs, info = official.reset(seed=0)
+        state = stock.reset()
+        assert info["dialect"] == "legacy" and obs == state["feedback"]
+        for command in commands:
+            state, *_ = stock.step(command)
+            obs, _, terminated, _, info = official.step(f"<action>{command}</action>")
+            assert obs == state["feedback"] and info["admissible_actions"] == \
+                state["admissible_commands"], command
+        assert terminated and info["success"]
+        official.reset(seed=0)
+        obs, _, _, _, info = official.step("<action>help</action>")  # the stock engine raises
+        assert info["action_valid"] and obs == "Nothing happens."
+    # the named dialect still rewrites: "0.4" answers a go-to differently from the file
+    with make_official(tmp_path / "data", split="valid_seen", dialect="0.4") as rewritten:
+        _, info = rewritten.reset(seed=0)
+        go = next(a for a in info["admissible_actions"] if a.startswith("go to "))
+        obs, *_ = rewritten.step(f"<action>{go}</action>")
+        assert info["dialect"] == "0.4" and not obs.startswith("You arrive at loc ")

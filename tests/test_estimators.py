@@ -40,9 +40,9 @@ def flat(arrays):
     return [float(x) for a in arrays for x in a]
 
 
-def approx(arrays, expected):
+def approx(arrays, expected, tol=TOL):
     got = flat(arrays)
-    assert len(got) == len(expected) and all(math.isclose(g, e, abs_tol=TOL)
+    assert len(got) == len(expected) and all(math.isclose(g, e, abs_tol=tol)
                                              for g, e in zip(got, expected)), got
 
 
@@ -178,8 +178,30 @@ def test_gigpo_hand_worked():
            [s / 2 * 2, s / 2 * 2, -s, -s / 2, -s])
 
 
+def test_gigpo_invalid_penalty_lowers_the_row_score_as_verl_agent_does():
+    """The issue's hand-worked case: omega = gamma = 1, mean_std_norm, penalty 0.1.
+
+    Row scores [0.9, 1 | 1, 1]: mean 0.975, sample std 0.05, so A^E = [-1.5, 0.5 | 0.5, 0.5].
+    Step returns at s0 are [0.9, 1] (A^S = -/+ 0.707), at s1 [1, 1] (A^S = 0).
+    """
+    first = ep([0, 1], keys=["s0", "s1", "w"])
+    first.turns[0].action_valid = False
+    batch = Batch.from_episodes([first, ep([0, 1], keys=["s0", "s1", "w"])])
+    gigpo = GiGPO(omega=1.0, gamma=1.0, mode="mean_std_norm", invalid_penalty=0.1)
+    approx(gigpo(batch), [-2.207, 0.5, 1.207, 0.5], tol=1e-3)  # eps = 1e-6 on a std of 0.05
+    # the named variant: the penalty lowers the step return only (the old behaviour)
+    step_only = GiGPO(omega=1.0, gamma=1.0, mode="mean_std_norm", invalid_penalty=0.1,
+                      penalize_episode_score=False)
+    approx(step_only(batch), [-0.707, 0.0, 0.707, 0.0], tol=1e-3)
+
+
+def test_gigpo_single_multi_turn_episode_has_no_episode_advantage():
+    # two rows of score 1: mean 1, so A^E = 0 (the reference); A^S = 0 (step groups of one)
+    approx(GiGPO(gamma=1.0)(Batch.from_episodes([ep([0, 1])])), [0.0, 0.0])
+
+
 def test_gigpo_edge_cases():
-    approx(GiGPO()(Batch.from_episodes([ep([2.0])])), [2.0])  # groups of one: A^E = R, A^S = 0
+    approx(GiGPO()(Batch.from_episodes([ep([2.0])])), [2.0])  # one row: mean 0, std 1, A^E = R
     approx(GiGPO(mode="mean_std_norm")(Batch.from_episodes([ep([1]), ep([1])])), [0, 0])
     obs = GiGPO(gamma=1.0, anchor="observation", similarity=0.9,
                 episode_stats="trajectory")(Batch.from_episodes(gigpo_group()))

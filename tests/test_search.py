@@ -75,6 +75,16 @@ def test_em_f1_normalisation():
     assert token_f1("", ["x"]) == 0.0
 
 
+def test_em_matches_search_r1_on_plain_string_golds_and_control_whitespace(env):
+    # Search-R1's em_check wraps a plain-string gold instead of iterating its characters
+    assert exact_match("São Paulo", "São Paulo") == 1.0
+    assert token_f1("São Paulo", "São Paulo") == 1.0
+    # \r, \v and \f in an answer separate words, as str.split treats them
+    for sep in "\r\v\f\x1c":
+        parsed = env.protocol.parse(f"<answer>São{sep}Paulo</answer>")
+        assert exact_match(parsed.value.arguments["text"], "São Paulo") == 1.0, repr(sep)
+
+
 def test_format_aware_outcome():
     with agentgym.make("Search-v0", reward="format_em", hops=1) as env:
         assert play(env, expert, 0)[0] == 1.0                     # correct, valid

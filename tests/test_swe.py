@@ -98,7 +98,7 @@ def test_containment(sandbox, secret):
     marker = f"agentgym-escape-{uuid.uuid4().hex}"
     with make(sandbox, limits=LIMITS) as env:
         env.reset(seed=0)
-        repo = env.unwrapped._task.repo_dir
+        repo = env.task.source.repo_dir
         frozen = {p: p.read_bytes() for p in repo.rglob("*.py")}
 
         # writing outside the workspace
@@ -165,7 +165,7 @@ def test_hundred_episodes_leave_nothing_behind(sandbox):
 def test_tool_errors_are_observations_and_edits_break_links():
     with make("bwrap") as env:
         _, info = env.reset(seed=0)
-        task = env.unwrapped._task
+        task = env.task.source
         path = task.gold_edit["path"]
         obs, _, _, _, info = env.step(call("str_replace", path=path, old="", new="x"))
         assert "must occur exactly once" in obs and info["reward_channels"]["tool_valid"] == 0.0
@@ -193,7 +193,7 @@ def test_tool_errors_are_observations_and_edits_break_links():
 def test_edited_tests_are_put_back_before_grading():
     with make("bwrap") as env:
         env.reset(seed=0)
-        task = env.unwrapped._task
+        task = env.task.source
         for test_file in task.test_files:
             env.step(call("create", path=test_file, content="def test_ok():\n    pass\n"))
         *_, info = env.step(call("submit"))

@@ -53,7 +53,7 @@ def exploits(task) -> dict[str, list[str]]:
 def test_runner_hijacks_score_nothing(sandbox):
     with make(sandbox) as env:
         env.reset(seed=0)
-        for name, commands in exploits(env.unwrapped._task).items():
+        for name, commands in exploits(env.task.source).items():
             env.reset(seed=0)
             for command in commands:
                 bash(env, command)
@@ -67,7 +67,7 @@ def test_runner_hijacks_score_nothing(sandbox):
 def test_a_real_fix_next_to_a_hijack_still_resolves(sandbox):
     with make(sandbox) as env:
         _, info = env.reset(seed=0)
-        task = env.unwrapped._task
+        task = env.task.source
         bash(env, f"cat > pytest.py <<'EOF'\n{fake_pytest(task)}EOF")
         obs, *_ = env.step(call("str_replace", path=task.gold_edit["path"],
                                 old=task.gold_edit["old"], new=task.gold_edit["new"]))
@@ -92,7 +92,7 @@ def test_grading_never_writes_through_workspace_links(sandbox, tmp_path):
     (victim / "keep.txt").write_text("host data")
     with make(sandbox) as env:
         env.reset(seed=0)
-        task = env.unwrapped._task
+        task = env.task.source
         names = [Path(t).name for t in task.test_files]
         for name in names:  # host files named like the test files behind the link
             (victim / name).write_text("host original")
@@ -113,7 +113,7 @@ def test_grading_never_writes_through_workspace_links(sandbox, tmp_path):
 def test_a_daemon_that_outlives_its_command_does_not_reach_grading():
     with make("docker") as env:
         env.reset(seed=0)
-        task = env.unwrapped._task
+        task = env.task.source
         # a daemon that detaches, kills its wrapper, then keeps planting a conftest hijack
         plant = CONFTEST_HIJACK.replace("'", "'\\''")
         bash(env, "setsid nohup bash -c 'kill -9 $PPID; while :; do "
@@ -195,7 +195,7 @@ def test_a_report_forged_by_the_project_code_is_not_believed(mode):
 
     with make("bwrap") as env:
         env.reset(seed=0)
-        task = env.unwrapped._task
+        task = env.task.source
         path = task.gold_edit["path"]
         forged = (task.repo_dir / path).read_text() + FORGER.replace("MODE", repr(mode))
         env.step(ToolCall("create", {"path": path, "content": forged}).to_text())

@@ -86,7 +86,7 @@ def run_as_user(uid: int, home: Path) -> subprocess.CompletedProcess:
         "env = agentgym.make('SWE-v0', sandbox='bwrap', sources=['textstats'], "
         "tasks_per_source=1)\n"
         "_, info = env.reset(seed=0)\n"
-        "task = env.unwrapped._task\n"
+        "task = env.task.source\n"
         "path = task.gold_edit['path']\n"
         "command = f'chmod u+w {path} && echo POISON >> {path} && tail -1 {path}'\n"
         "obs = env.step(ToolCall('bash', {'command': command}).to_text())[0]\n"

@@ -5,7 +5,13 @@ from gymnasium.utils.env_checker import check_env
 
 import agentgym
 from environments.webshop.catalog import Goal, Product
-from environments.webshop.reward import normalize_color, nouns, purchase_score
+from environments.webshop.reward import (
+    attribute_matched,
+    normalize_color,
+    nouns,
+    option_matched,
+    purchase_score,
+)
 from tests.conftest import play
 
 
@@ -84,6 +90,27 @@ def test_wrong_type_gates_to_a_fraction():
 def test_noun_filter_and_colours():
     assert nouns("Zora Classic Running Shoe - Non Slip") == {"zora", "running", "shoe", "slip"}
     assert normalize_color("Navy Blue") == "blue blue"
+
+
+def test_fuzzy_matching_processes_text_as_thefuzz_does():
+    # thefuzz lower-cases and turns non-alphanumerics into spaces before token_set_ratio
+    assert option_matched("7", ["7.5"])
+    assert option_matched("non-gmo", ["Non GMO"])
+    assert not option_matched("7", ["8.5"])
+    gmo = Product(asin="B2", title="Oat Bar", category="food", product_type="bar",
+                  brand="x", price=3.0, attributes=["non gmo"], options={}, bullets=[],
+                  description="", query="bar")
+    assert attribute_matched("non-gmo", gmo)
+    assert not attribute_matched("gluten free", gmo)
+
+
+def test_search_page_offers_the_search_form_not_the_goal(env):
+    _, info = env.reset(seed=3)
+    goal = env.task.source
+    assert info["admissible_actions"] == ["search[<your query>]"]
+    assert not set(goal.query.split()) & set(info["admissible_actions"][0][7:-1].split())
+    _, _, _, _, info = env.step(info["admissible_actions"][0])  # a valid (useless) search
+    assert info["action_valid"] and all(a.startswith("click[") for a in info["admissible_actions"])
 
 
 BAD = {

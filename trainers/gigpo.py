@@ -8,10 +8,18 @@ As in the reference code (verl-agent ``gigpo/core_gigpo.py``), with its equation
     (7) A^S_{i,t} = (R_{i,t} - mean_{G_s}) / F_norm(G_s)
     (8) A_{i,t} = A^E_i + omega * A^S_{i,t}
 
-Edge cases, as the code does them: an episode group of one has mean 0 and std 1 (A^E = R);
-a step group of one has A^S = 0; all-equal values give 0. ``episode_stats="step_rows"``
-(the code's default, ``compute_mean_std_cross_steps``) takes the episode mean and std over
-step rows, so a trajectory of T turns counts T times; ``"trajectory"`` is the paper's form.
+Rows, as the code has them: every turn is one row, and every row of episode i carries the
+score R_i, less the invalid-action penalty on the row of an invalid action (the code's
+``apply_invalid_action_penalty`` subtracts it from ``token_level_scores`` *and* from the step
+return). So ``A^E`` is per row: an invalid step's row scores lower than its siblings.
+
+Edge cases, as the code does them: a score group of one entry has mean 0 and std 1
+(``A^E = R``); a single multi-turn episode is several rows, so its ``A^E`` is 0. A step group
+of one has ``A^S = 0``; all-equal values give 0. ``episode_stats="step_rows"`` (the code's
+default, ``compute_mean_std_cross_steps``) takes the mean and std over all rows of the group,
+so a trajectory of T turns counts T times; ``"trajectory"`` counts each episode once, by the
+score of its first row (the code keeps the first row it meets). ``penalize_episode_score=False``
+is a deliberate variant: the penalty lowers only the step return, not the row's score.
 Anchors are the env's ``state_key`` or the observation text; with ``similarity`` set, an
 observation joins the first cluster whose first member is at least that similar
 (``difflib`` ratio), as the code's ``enable_similarity``.
@@ -37,6 +45,10 @@ def _normalised(values: np.ndarray, use_std: bool, eps: float, single_mean: floa
     else:
         mean, std = values.mean(), values.std(ddof=1)
     return (values - mean) / (std + eps if use_std else 1.0)
+
+
+def _invalid(episode) -> np.ndarray:
+    return np.array([0.0 if turn.action_valid else 1.0 for turn in episode.turns])
 
 
 def cluster_by_similarity(texts: list[str], threshold: float) -> list[int]:
@@ -65,7 +77,9 @@ class GiGPO:
         anchor: ``"state_key"`` or ``"observation"``.
         similarity: With ``anchor="observation"``, cluster observations at this ratio.
         episode_stats: ``"step_rows"`` (the code) or ``"trajectory"`` (the paper).
-        invalid_penalty: Subtracted from the step return of each invalid-action step.
+        invalid_penalty: Subtracted from the step return and the row score of each
+            invalid-action step.
+        penalize_episode_score: ``False`` subtracts the penalty from the step return only.
         eps: Added to the std.
     """
 
@@ -76,20 +90,32 @@ class GiGPO:
     similarity: float | None = None
     episode_stats: Literal["step_rows", "trajectory"] = "step_rows"
     invalid_penalty: float = 0.0
+    penalize_episode_score: bool = True
     eps: float = 1e-6
 
-    def episode_advantages(self, batch: Batch) -> np.ndarray:
-        """``A^E_i`` for every episode, shape ``(N,)``."""
-        returns, use_std = batch.returns(), self.mode == "mean_std_norm"
-        out = np.empty_like(returns)
+    def row_scores(self, batch: Batch) -> list[np.ndarray]:
+        """The score of every row (turn): ``R_i``, less the penalty on an invalid action."""
+        returns = batch.returns()
+        penalty = self.invalid_penalty if self.penalize_episode_score else 0.0
+        return [returns[i] - penalty * _invalid(episode)
+                for i, episode in enumerate(batch.episodes)]
+
+    def episode_advantages(self, batch: Batch) -> list[np.ndarray]:
+        """``A^E`` for every row (turn) of every episode."""
+        scores, use_std = self.row_scores(batch), self.mode == "mean_std_norm"
+        out = [np.zeros_like(s) for s in scores]
         for members in batch.groups:
             idx = list(members)
-            if self.episode_stats == "trajectory" or len(idx) == 1:
-                out[idx] = _normalised(returns[idx], use_std, self.eps, 0.0, 1.0)
-                continue
-            rows = np.concatenate([np.full(len(batch.rewards[i]), returns[i]) for i in idx])
-            mean, std = rows.mean(), rows.std(ddof=1) if len(rows) > 1 else 1.0
-            out[idx] = (returns[idx] - mean) / (std + self.eps if use_std else 1.0)
+            if self.episode_stats == "trajectory":
+                entries = np.array([scores[i][0] for i in idx])
+            else:
+                entries = np.concatenate([scores[i] for i in idx])
+            if len(entries) == 1:
+                mean, std = 0.0, 1.0
+            else:
+                mean, std = entries.mean(), entries.std(ddof=1)
+            for i in idx:
+                out[i] = (scores[i] - mean) / (std + self.eps if use_std else 1.0)
         return out
 
     def step_advantages(self, batch: Batch) -> list[np.ndarray]:
@@ -97,8 +123,7 @@ class GiGPO:
         step_returns = []
         for episode, rewards in zip(batch.episodes, batch.rewards):
             ret = discounted_returns(rewards, self.gamma)
-            invalid = np.array([not t.action_valid for t in episode.turns])
-            step_returns.append(ret - self.invalid_penalty * invalid)
+            step_returns.append(ret - self.invalid_penalty * _invalid(episode))
         out = [np.zeros_like(r) for r in step_returns]
         for members in batch.groups:
             for steps in self._anchor_groups(batch, members).values():

@@ -8,7 +8,9 @@ byte-identical transcripts, several times the steps per second.
 
 Two command dialects share one engine: ``"0.4"`` is alfworld 0.4's grammar (``move X to Y``,
 "You arrive at cabinet 1."); ``"legacy"`` is the grammar of ReAct-era prompts and papers
-(``put X in/on Y``, "You arrive at loc 8.").
+(``put X in/on Y``, "You arrive at loc 8."), which the official ``json_2.1.1`` game files are
+written in. ``"auto"`` plays each game file in the grammar it is written in, as the stock
+engine does (:func:`detect_dialect`); a named dialect rewrites the file's grammar into it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from typing import Any
 from agentgym.errors import InvalidOptionError, did_you_mean
 
 DIALECTS: tuple[str, ...] = ("0.4", "legacy")
+CHOICES: tuple[str, ...] = ("auto", *DIALECTS)
+_SPOKEN = {"legacy": 'template :: "put {o} in/on {r}";', "0.4": 'template :: "move {o} to {r}";'}
 
 # (pattern in either dialect's grammar, replacement per dialect)
 _DIALECT_RULES = (
@@ -42,20 +46,32 @@ _DIALECT_RULES = (
 
 
 def check_dialect(dialect: str) -> str:
-    """``dialect`` if it is one we speak, else an error naming them."""
-    if dialect not in DIALECTS:
+    """``dialect`` if it is one we take (``auto`` or a dialect), else an error naming them."""
+    if dialect not in CHOICES:
         raise InvalidOptionError(f"Unknown ALFWorld dialect {dialect!r}. Dialects: "
-                                 f"{', '.join(DIALECTS)}.{did_you_mean(dialect, DIALECTS)}")
+                                 f"{', '.join(CHOICES)}.{did_you_mean(dialect, CHOICES)}")
     return dialect
+
+
+def detect_dialect(grammar: str) -> str:
+    """The dialect a game file's grammar is written in (``"0.4"`` or ``"legacy"``)."""
+    for dialect, template in _SPOKEN.items():
+        if template in grammar:
+            return dialect
+    raise InvalidOptionError("This ALFWorld grammar has neither a 'move {o} to {r}' nor a "
+                             "'put {o} in/on {r}' template: it is neither alfworld 0.4's "
+                             "grammar nor the legacy one.")
 
 
 def in_dialect(grammar: str, dialect: str) -> str:
     """``grammar`` (either dialect) rewritten to speak ``dialect``."""
-    check_dialect(dialect)
+    if dialect not in DIALECTS:
+        raise InvalidOptionError(f"Cannot rewrite a grammar into {dialect!r}; dialects: "
+                                 f"{', '.join(DIALECTS)}.")
     for pattern, replacement in _DIALECT_RULES:
         grammar, count = re.subn(pattern, replacement[dialect], grammar)
         if count == 0:
-            raise ValueError(f"This ALFWorld grammar has no line matching {pattern!r}; "
+            raise InvalidOptionError(f"This ALFWorld grammar has no line matching {pattern!r}; "
                              "it is neither alfworld 0.4's nor the legacy grammar.")
     return grammar
 
@@ -242,7 +258,7 @@ class AlfredEngine:
     ``won`` and the PDDL facts (``_facts``).
     """
 
-    def __init__(self, dialect: str = "0.4") -> None:
+    def __init__(self, dialect: str = "auto") -> None:
         import textworld
         from alfworld.agents.environment.alfred_tw_env import AlfredDemangler
         from textworld.envs.pddl import PddlEnv
@@ -251,11 +267,16 @@ class AlfredEngine:
         infos = textworld.EnvInfos(won=True, admissible_commands=True, facts=False)
         self._env = AlfredDemangler(PddlEnv(infos))
         self.game: dict[str, Any] | None = None
+        self.playing = "0.4" if dialect == "auto" else dialect
+        """The dialect of the loaded game (``auto`` resolved)."""
 
     def load(self, game: dict[str, Any]) -> None:
         """Load a game (the JSON content of a ``game.tw-pddl`` file)."""
         forget_interned()
-        game = dict(game, grammar=in_dialect(game["grammar"], self.dialect))
+        if self.dialect == "auto":
+            self.playing = detect_dialect(game["grammar"])
+        else:
+            game = dict(game, grammar=in_dialect(game["grammar"], self.dialect))
         with _ENGINE, engine_caches():
             self._env.load(game)
         self.game = game

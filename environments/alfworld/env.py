@@ -55,8 +55,11 @@ class ALFWorldEnv(AgentEnv):
         rooms: Generated tasks only in these room types (kitchen, livingroom, bedroom,
             bathroom).
         floor_plans: Generated tasks only in these floor plans.
-        dialect: ``"0.4"`` (``move X to Y``) or ``"legacy"`` (``put X in/on Y``, the
-            ReAct-era grammar). Observations, admissible commands and the expert follow it.
+        dialect: ``"auto"`` plays each game in the grammar its file is written in (generated
+            games speak ``"0.4"``, the official ``json_2.1.1`` files ``"legacy"``) and says
+            which in ``info["dialect"]`` at reset; ``"0.4"`` (``move X to Y``) or
+            ``"legacy"`` (``put X in/on Y``, the ReAct-era grammar) rewrites every game into
+            that one. Observations, admissible commands and the expert follow it.
         source: ``"auto"`` (official data if found, else generated), ``"generated"`` or
             ``"official"``.
         data_dir: The official data folder (default ``$ALFWORLD_DATA``).
@@ -88,7 +91,7 @@ class ALFWorldEnv(AgentEnv):
         task_types: list[str] | None = None,
         rooms: list[str] | None = None,
         floor_plans: list[int] | None = None,
-        dialect: str = "0.4",
+        dialect: str = "auto",
         source: Literal["auto", "generated", "official"] = "auto",
         data_dir: str | Path | None = None,
         num_tasks: int = 1000,
@@ -174,6 +177,14 @@ class ALFWorldEnv(AgentEnv):
                                 f"like {example[0]!r}.")
 
     # ------------------------------------------------------------------ hooks
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[str, dict[str, Any]]:
+        """Start an episode (see :meth:`AgentEnv.reset`); ``info["dialect"]`` names the
+        grammar the game is played in."""
+        observation, info = super().reset(seed=seed, options=options)
+        info["dialect"] = self._engine.playing
+        return observation, info
+
     def _load_task(self, options: dict[str, Any]) -> tuple[str, str]:
         ref, picked = self._pick(options)
         if ref.folder != self._loaded:
@@ -225,8 +236,12 @@ class ALFWorldEnv(AgentEnv):
 
     def _expert(self) -> str | None:
         assert self._ref is not None
-        command = next_command(self._world(), self._ref.goal, self._engine.names(), self.dialect)
+        command = next_command(self._world(), self._ref.goal, self._engine.names(),
+                               self._engine.playing)
         return None if self._state["won"] else command
+
+    def _task_source(self) -> GameRef | None:
+        return self._ref
 
     def _reference(self) -> dict[str, Any] | None:
         return self._ref.goal.to_dict() if self._ref else None

@@ -188,7 +188,7 @@ class SearchEnv(AgentEnv):
                                      f"{retriever!r}.")
         self.retriever = (RemoteRetriever(retriever_url) if retriever_url else
                           self._local_index(retriever, dense_model, cache_dir))
-        self.task: SearchTask | None = None
+        self._question: SearchTask | None = None
 
     def _local_index(self, kind: str, dense_model: str | None,
                      cache_dir: str | Path | None) -> Retriever:
@@ -209,29 +209,29 @@ class SearchEnv(AgentEnv):
     # ------------------------------------------------------------------ hooks
     def _load_task(self, options: dict[str, Any]) -> tuple[str, str]:
         if "task_id" in options:
-            self.task = self.tasks.by_id(str(options["task_id"]))
+            self._question = self.tasks.by_id(str(options["task_id"]))
         else:
             split = self.check_split(options.get("split", self.split))
-            self.task = self.tasks.task(split, self.task_index(self.tasks.num_tasks))
+            self._question = self.tasks.task(split, self.task_index(self.tasks.num_tasks))
         self.retrieved: list[int] = []
         self.answer: str | None = None
         self.gold_seen = False
-        return f"Question: {self.task.question}", self.task.task_id
+        return f"Question: {self._question.question}", self._question.task_id
 
     def _apply(self, command: Any) -> Transition:
-        assert self.task is not None and isinstance(command, ToolCall)
+        assert self._question is not None and isinstance(command, ToolCall)
         if command.name == "answer":
             self.answer = command.arguments["text"]
             return Transition(observation=f"Your answer: {self.answer}", channels={},
                               terminated=True)
         hits = self.retriever.search_many([command.arguments["query"]], self.top_k)[0]
         text = " ".join(f"{h.title} {h.text}" for h in hits)
-        hit = contains_answer(text, self.task.answers)
+        hit = contains_answer(text, self._question.answers)
         self.gold_seen = self.gold_seen or hit
         new = [h.id for h in hits if h.id not in self.retrieved]
-        evidence = (set(new) & set(self.task.supporting) if self.task.supporting
+        evidence = (set(new) & set(self._question.supporting) if self._question.supporting
                     else {h.id for h in hits if h.id in new and
-                          contains_answer(f"{h.title} {h.text}", self.task.answers)})
+                          contains_answer(f"{h.title} {h.text}", self._question.answers)})
         self.retrieved += new
         return Transition(observation=information_block(hits),
                           channels={"retrieval_hit": float(hit),
@@ -241,22 +241,25 @@ class SearchEnv(AgentEnv):
         return outcome.get("format_em", outcome["em"])
 
     def _instruction(self) -> str:
-        assert self.task is not None
-        return self.task.question
+        assert self._question is not None
+        return self._question.question
+
+    def _task_source(self) -> SearchTask | None:
+        return self._question
 
     def _reference(self) -> dict[str, Any]:
-        assert self.task is not None
-        return {"answers": list(self.task.answers), "supporting": list(self.task.supporting)}
+        assert self._question is not None
+        return {"answers": list(self._question.answers), "supporting": list(self._question.supporting)}
 
     def _state_key(self) -> str:
         blob = f"{sorted(self.retrieved)}|{self.answer is not None}"
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
     def _outcome(self) -> dict[str, float]:
-        assert self.task is not None
+        assert self._question is not None
         answer = self.answer or ""
-        em = exact_match(answer, self.task.answers) if self.answer is not None else 0.0
-        outcome = {"em": em, "f1": token_f1(answer, self.task.answers), "success": em}
+        em = exact_match(answer, self._question.answers) if self.answer is not None else 0.0
+        outcome = {"em": em, "f1": token_f1(answer, self._question.answers), "success": em}
         if self.reward_kind == "format_em":
             outcome["format_em"] = self._format_aware(em)
         return outcome
@@ -273,12 +276,12 @@ class SearchEnv(AgentEnv):
 
     def _expert(self) -> ToolCall | None:
         """Search the supporting passages hop by hop, then answer the gold."""
-        assert self.task is not None
-        for doc_id in self.task.supporting:
+        assert self._question is not None
+        for doc_id in self._question.supporting:
             if doc_id not in self.retrieved:
                 title = self._passage_title(doc_id)
                 return ToolCall("search", {"query": title})
-        return ToolCall("answer", {"text": self.task.answers[0]})
+        return ToolCall("answer", {"text": self._question.answers[0]})
 
     def _passage_title(self, doc_id: int) -> str:
         """The title of a generated passage (the expert's query for that hop)."""

@@ -17,17 +17,25 @@ def normalize_answer(text: str) -> str:
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 
-def exact_match(prediction: str, golds: Iterable[str]) -> float:
-    """1.0 if the normalised prediction equals any normalised gold answer, else 0.0."""
+def _answers(golds: str | Iterable[str]) -> list[str]:
+    # Search-R1's em_check wraps a plain string; iterating it would compare characters
+    return [golds] if isinstance(golds, str) else list(golds)
+
+
+def exact_match(prediction: str, golds: str | Iterable[str]) -> float:
+    """1.0 if the normalised prediction equals any normalised gold answer, else 0.0.
+
+    ``golds`` is one answer or several, as in Search-R1's ``em_check``.
+    """
     pred = normalize_answer(prediction)
-    return float(any(pred == normalize_answer(g) for g in golds))
+    return float(any(pred == normalize_answer(g) for g in _answers(golds)))
 
 
-def token_f1(prediction: str, golds: Iterable[str]) -> float:
+def token_f1(prediction: str, golds: str | Iterable[str]) -> float:
     """The best token-level F1 of the prediction against any gold answer."""
     pred = normalize_answer(prediction).split()
     best = 0.0
-    for gold in golds:
+    for gold in _answers(golds):
         ref = normalize_answer(gold).split()
         common = sum((Counter(pred) & Counter(ref)).values())
         if common:
@@ -36,7 +44,8 @@ def token_f1(prediction: str, golds: Iterable[str]) -> float:
     return best
 
 
-def contains_answer(text: str, golds: Iterable[str]) -> bool:
+def contains_answer(text: str, golds: str | Iterable[str]) -> bool:
     """Whether any gold answer appears (normalised, on word boundaries) in ``text``."""
     haystack = f" {normalize_answer(text)} "
-    return any(f" {normalize_answer(g)} " in haystack for g in golds if normalize_answer(g))
+    return any(f" {normalize_answer(g)} " in haystack for g in _answers(golds)
+               if normalize_answer(g))

@@ -270,6 +270,12 @@ class SWEEnv(AgentEnv):
         current = workspace.read_text(self._workspace / task.gold_edit["path"], self._workspace)
         return fix if current is not None and task.gold_edit["old"] in current else submit
 
+    def _task_source(self) -> SWETask | None:
+        return self._task
+
+    def _task_split(self, task_id: str, options: Any) -> str | None:
+        return next((s for s in self.splits if self._task in self.split_tasks(s)), None)
+
     def _reference(self) -> dict[str, Any] | None:
         return {"patch": self._task.patch, "fail_to_pass": self._task.fail_to_pass} \
             if self._task else None

@@ -168,6 +168,9 @@ class TextWorldEnv(AgentEnv):
             terminated=bool(done),
         )
 
+    def _task_source(self) -> Path | None:
+        return self._engine_path  # the game file
+
     def _instruction(self) -> str:
         return self._gs["objective"]
 

@@ -27,6 +27,8 @@ from environments.webshop.reward import option_matched, purchase_score
 SPLITS = ("train", "test")
 MAX_RESULTS = 50
 _ACTION = re.compile(r"^(search|click)\[(.*)\]$", re.DOTALL)
+SEARCH_TEMPLATE = "search[<your query>]"
+"""The search page's admissible action: the form, as verl-agent's WebShop lists it."""
 
 
 class WebShopProtocol(ActionProtocol):
@@ -257,6 +259,9 @@ class WebShopEnv(AgentEnv):
         assert self.goal is not None
         return self.goal.instruction
 
+    def _task_source(self) -> Goal | None:
+        return self.goal
+
     def _reference(self) -> dict[str, Any]:
         assert self.goal is not None
         return {"asin": self.goal.asin, "attributes": list(self.goal.attributes),
@@ -274,7 +279,7 @@ class WebShopEnv(AgentEnv):
     def _admissible(self) -> list[str]:
         assert self.goal is not None
         if self.shop.page == "search":
-            return [f"search[{self.goal.query}]"]
+            return [SEARCH_TEMPLATE]  # a query from the goal would hand a random policy the answer
         return [f"click[{b}]" for b in buttons(self.shop, self.catalog.products)]
 
     def _expert(self) -> ToolCall | None:

@@ -14,8 +14,11 @@ At ``Buy Now``::
 
 Divergences from the original, on purpose: nouns come from a word filter (lower-case words
 that are not stopwords, numbers or common descriptive adjectives) instead of spaCy's POS
-tagger, which needs a model download; fuzzy matching is rapidfuzz's ``token_set_ratio``,
-the same algorithm as the original's fuzzywuzzy.
+tagger, which needs a model download; colours are normalised by families (``navy`` ->
+``blue``) where the original keeps the first colour of its list found in the string. Fuzzy
+matching is rapidfuzz's ``token_set_ratio`` with thefuzz's default processing (lower case,
+every non-alphanumeric character a space), the original's fuzzywuzzy call: option ``7``
+matches ``7.5`` and ``non-gmo`` matches ``non gmo``.
 """
 
 from __future__ import annotations
@@ -39,12 +42,13 @@ COLOR_FAMILIES = {"navy": "blue", "sky": "blue", "royal": "blue", "heather": "gr
                   "wine": "red", "espresso": "brown", "walnut": "brown"}
 
 
-def _fuzz() -> object:
+def fuzzy_score(a: str, b: str) -> float:
+    """thefuzz's ``token_set_ratio(a, b)`` (0..100), its default processing included."""
     try:
-        from rapidfuzz import fuzz
+        from rapidfuzz import fuzz, utils
     except ImportError as exc:
         raise MissingDependencyError("rapidfuzz", "webshop") from exc
-    return fuzz
+    return fuzz.token_set_ratio(a, b, processor=utils.default_process)
 
 
 def nouns(text: str) -> set[str]:
@@ -77,8 +81,7 @@ def type_score(product: Product, goal: Goal) -> float:
 
 def attribute_matched(wanted: str, product: Product) -> bool:
     """Fuzzy match against the product's attributes, else a substring of its text."""
-    fuzz = _fuzz()
-    if any(fuzz.token_set_ratio(attr, wanted) > 85 for attr in product.attributes):
+    if any(fuzzy_score(attr, wanted) > 85 for attr in product.attributes):
         return True
     text = " ".join([product.title, *product.bullets, product.description]).lower()
     return wanted.lower() in text
@@ -86,8 +89,7 @@ def attribute_matched(wanted: str, product: Product) -> bool:
 
 def option_matched(wanted: str, chosen: Iterable[str]) -> bool:
     """Fuzzy match of a wanted option value against the chosen ones (colours normalised)."""
-    fuzz = _fuzz()
-    return any(fuzz.token_set_ratio(normalize_color(c), normalize_color(wanted)) > 85
+    return any(fuzzy_score(normalize_color(c), normalize_color(wanted)) > 85
                for c in chosen)
 
 
