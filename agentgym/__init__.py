@@ -52,7 +52,7 @@ __all__ = [
     "ExpertPolicy", "HumanPolicy", "InvalidOptionError", "MissingDependencyError",
     "OpenAIChatPolicy", "Outcome", "ParsedAction", "Policy", "PolicyError", "Pool",
     "PoolResult", "RandomPolicy",
-    "RecordError", "ResetNeeded", "TagProtocol", "TaskNotFoundError", "ToolCall",
+    "RecordError", "ResetNeeded", "TagProtocol", "Task", "TaskNotFoundError", "ToolCall",
     "ToolCallProtocol", "Transition", "Turn", "UnknownEnvError", "arollout", "iter_episodes",
     "list_envs",
     "make", "read_episodes", "register", "rollout", "run_episode", "summarize", "summary_table",

@@ -1,4 +1,8 @@
-"""The ``agentgym`` command: list, play, rollout, stats, replay."""
+"""agentgym: multi-turn environments for training LLM agents with reinforcement learning.
+
+Play, roll out, probe, serve, train, evaluate, plot and replay; `agentgym COMMAND --help`
+shows each command's flags and their defaults.
+"""
 
 from __future__ import annotations
 
@@ -14,19 +18,84 @@ from agentgym.errors import AgentGymError, InvalidOptionError
 POLICY_HELP = "expert | random | openai:BASE_URL (any OpenAI-compatible /v1 endpoint)"
 
 
-def parse_env_args(pairs: Sequence[str]) -> dict[str, Any]:
-    """``["preset=easy", "max_turns=30"]`` -> ``{"preset": "easy", "max_turns": 30}``."""
+def parse_env_args(pairs: Sequence[str], env_id: str | None = None) -> dict[str, Any]:
+    """``["preset=easy", "max_turns=30"]`` -> ``{"preset": "easy", "max_turns": 30}``.
+
+    Values are read as JSON where they parse (``30``, ``true``, ``["a"]``), else as text;
+    with ``env_id``, each is then converted to and checked against the type the env's
+    constructor declares, so ``max_turns=ten`` is refused before anything starts.
+    """
     kwargs: dict[str, Any] = {}
+    raws: dict[str, str] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise InvalidOptionError(f"Expected KEY=VALUE for --env-arg, got {pair!r}.")
+        raws[key] = raw
         try:
             kwargs[key] = json.loads(raw)
         except json.JSONDecodeError:
             kwargs[key] = raw
-    return kwargs
+    return check_env_args(env_id, kwargs, raws) if env_id else kwargs
 
+
+def check_env_args(env_id: str, kwargs: dict[str, Any], raws: dict[str, str] | None = None
+                   ) -> dict[str, Any]:
+    """``kwargs`` converted to the types ``env_id``'s constructor declares.
+
+    A value read as JSON that does not fit is tried as the text it was written as (``raws``),
+    so ``name=123`` works for a text argument.
+
+    Raises:
+        InvalidOptionError: an argument the env does not take, or a value of the wrong type.
+    """
+    import inspect
+    import typing
+
+    from pydantic import ValidationError
+
+    from agentgym.errors import check_options
+    from agentgym.registry import spec
+
+    if env_id.startswith("remote:"):
+        return kwargs
+    factory = spec(env_id).load()
+    params = inspect.signature(factory).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return kwargs
+    check_options(kwargs, [n for n in params if n != "self"], f"--env-arg of {env_id}")
+    try:
+        hints = typing.get_type_hints(factory.__init__ if isinstance(factory, type) else factory)
+    except Exception:  # noqa: BLE001 - an annotation we cannot resolve is not checked
+        hints = {}
+    checked = {}
+    for key, value in kwargs.items():
+        hint = hints.get(key, Any)
+        try:
+            checked[key] = _convert(hint, value, (raws or {}).get(key))
+        except ValidationError as exc:
+            problem = exc.errors(include_url=False)[0]["msg"]
+            raise InvalidOptionError(f"--env-arg {key}={value!r}: {env_id} takes {key} as "
+                                     f"{_type_text(hint)}; {problem}.") from None
+        except Exception:  # noqa: BLE001 - a type pydantic cannot check is passed as given
+            checked[key] = value
+    return checked
+
+
+def _convert(hint: Any, value: Any, raw: str | None) -> Any:
+    from pydantic import TypeAdapter, ValidationError
+
+    adapter = TypeAdapter(hint, config={"arbitrary_types_allowed": True})
+    try:
+        return adapter.validate_python(value)
+    except ValidationError:
+        if raw is None or raw == value:
+            raise
+        return adapter.validate_python(raw)
+
+
+def _type_text(hint: Any) -> str:
+    return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
 
 def make_policy(name: str, model: str, temperature: float, concurrency: int = 1,
                 native_tools: bool = False) -> Any:
@@ -69,7 +138,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     from agentgym.rollout import run_episode
 
     console = Console()
-    with make(args.env, **parse_env_args(args.env_arg)) as env:
+    with make(args.env, **parse_env_args(args.env_arg, args.env)) as env:
         console.print(f"[bold]{args.env}[/] — type commands; /help lists admissible ones; "
                       "Ctrl-D quits.")
         episode = run_episode(env, HumanPolicy(console=console), seed=args.seed)
@@ -92,7 +161,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise InvalidOptionError(f"--concurrency must be >= 1, got {args.concurrency}.")
     # one env per episode in flight: with --concurrency N, N episodes play at once
-    envs = [make(args.env, **parse_env_args(args.env_arg)) for _ in range(args.concurrency)]
+    envs = [make(args.env, **parse_env_args(args.env_arg, args.env)) for _ in range(args.concurrency)]
     try:
         for name in args.policy:
             policy = make_policy(name, args.model, args.temperature, args.concurrency,
@@ -107,7 +176,24 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     console.print(summary_table(results, title=f"{args.env}: {args.tasks} tasks x {args.group}"))
     if args.out:
         console.print(f"Episodes appended to [bold]{args.out}[/]")
-    return 0
+    episodes = [e for run in results.values() for e in run]
+    for line in failure_lines(episodes):
+        console.print(line, style="red", markup=False, highlight=False, soft_wrap=True)
+    return 1 if episodes and all(e.error for e in episodes) else 0
+
+
+def _reason(error: dict[str, Any]) -> str:
+    kind, message = str(error.get("type", "error")), str(error.get("message", ""))
+    return message if message.startswith(kind) else f"{kind}: {message}"
+
+
+def failure_lines(episodes: Sequence[Any]) -> list[str]:
+    """The reasons episodes failed, most common first: ``6 episodes failed: <reason>``."""
+    from collections import Counter
+
+    reasons = Counter(_reason(e.error) for e in episodes if e.error)
+    return [f"{count} episode{'s' if count > 1 else ''} failed: {reason}"
+            for reason, count in reasons.most_common()]
 
 
 def load_episodes(path: str, console: Any) -> list[Any]:
@@ -198,7 +284,12 @@ def load_spec_argument(text: str) -> Any:
     from rewards import from_yaml
 
     path = Path(text)
-    return from_yaml(path.read_text() if path.is_file() else text)
+    if path.is_file():
+        return from_yaml(path.read_text())
+    if path.suffix in (".yaml", ".yml", ".json") or "/" in text:
+        raise InvalidOptionError(f"No reward spec file {text!r} (give a file that exists, or "
+                                 "an inline mapping such as '{type: outcome, channel: success}').")
+    return from_yaml(text)
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -208,7 +299,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from agentgym.probe import probe_table, run_probes, verdict
 
     spec = load_spec_argument(args.spec) if args.spec else None
-    results = run_probes(args.env, tasks=args.tasks, env_kwargs=parse_env_args(args.env_arg),
+    results = run_probes(args.env, tasks=args.tasks, env_kwargs=parse_env_args(args.env_arg, args.env),
                          spec=spec)
     title = f"Reward-hacking probes on {args.env} ({args.tasks} tasks"
     Console().print(probe_table(results, title=title + (f", {spec!r})" if spec else ")")))
@@ -222,6 +313,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
     from agentgym.summary import channel_values, stats_table, summary_table
 
+    from pathlib import Path
+
+    if not Path(args.file).is_file():
+        raise InvalidOptionError(f"No episode file {args.file!r}.")
     console = Console()
     episodes = [e for e in load_episodes(args.file, console)
                 if selected(str(e.metadata.get("policy", "")), str(e.metadata.get("run_id", "")),
@@ -247,7 +342,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from agentgym.server import serve
 
     print(f"serving {args.env} on http://{args.host}:{args.port}/{args.env}", flush=True)
-    serve(args.env, parse_env_args(args.env_arg), args.host, args.port, args.max_sessions,
+    serve(args.env, parse_env_args(args.env_arg, args.env), args.host, args.port, args.max_sessions,
           args.idle_timeout, args.token, args.max_request_bytes)
     return 0
 
@@ -299,9 +394,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     from trainers.config import load_config
     from trainers.train import train
 
-    config = load_config(args.config, {"output": args.output} if args.output else None)
+    overrides = [*args.overrides, *([f"output={args.output}"] if args.output else [])]
+    config = load_config(args.config, overrides)
     out = train(config, resume=args.resume)
     print(f"run written to {out}; plot it with: agentgym plot {out}")
+    return 0
+
+
+def cmd_config_reference(args: argparse.Namespace) -> int:
+    """Print the reference of every training config field (Markdown)."""
+    from trainers.config import config_reference
+
+    print(config_reference())
     return 0
 
 
@@ -316,7 +420,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from trainers.models import load_pretrained
 
     model, tokenizer = load_pretrained(args.checkpoint)
-    envs = [make(args.env, **parse_env_args(args.env_arg)) for _ in range(args.parallel)]
+    envs = [make(args.env, **parse_env_args(args.env_arg, args.env)) for _ in range(args.parallel)]
     policy = TransformersPolicy(model, tokenizer, temperature=args.temperature,
                                 max_new_tokens=args.max_new_tokens, stop=args.stop)
     episodes = rollout(envs, policy, tasks=args.tasks, split=args.split, seed=args.seed,
@@ -337,10 +441,57 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+class _HelpWithDefaults(argparse.RawDescriptionHelpFormatter):
+    """Every flag's help ends with its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if not action.option_strings or action.default is argparse.SUPPRESS \
+                or "(default" in text:
+            return text
+        default = action.default
+        shown = ("off" if default is False else "none" if default in (None, [])
+                 else str(default))
+        return f"{text} (default: {shown.replace('%', '%%')})".strip()
+
+
+# help for the arguments many commands share
+_SHARED_HELP = {
+    "env": "a registered env id (agentgym list), module:Class, or remote:URL",
+    "--env-arg": "an env constructor argument, checked against its type (repeatable)",
+    "--seed": "seed of the first task (task i plays seed + i)",
+    "--tasks": "how many tasks to play",
+    "--temperature": "sampling temperature",
+    "--split": "the task split to play",
+    "--host": "address to listen on",
+    "--port": "port to listen on",
+    "--history-window": "keep only the last N turns in the model's context",
+    "--max-sessions": "sessions open at once; more get HTTP 429",
+    "--kb-size": "passages in the generated knowledge base",
+    "--retriever": "how passages are found",
+    "--max-new-tokens": "longest action",
+    "--parallel": "episodes played at once",
+    "--out": "JSONL file to write episodes to",
+    "--env": "the env id to evaluate on",
+    "checkpoint": "a checkpoint folder (runs/NAME/checkpoints/step-N)",
+    "file": "an episodes JSONL file",
+    "runs": "training run folders",
+}
+
+
+def _fill_help(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:
+        if action.help is None:
+            key = action.option_strings[0] if action.option_strings else action.dest
+            action.help = _SHARED_HELP.get(key, "")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``agentgym`` command."""
-    parser = argparse.ArgumentParser(prog="agentgym", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="agentgym", description=__doc__,
+                                     formatter_class=_HelpWithDefaults)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=_parser_with_defaults)
 
     sub.add_parser("list", help="list the registered environments").set_defaults(fn=cmd_list)
 
@@ -423,10 +574,15 @@ def build_parser() -> argparse.ArgumentParser:
     swe.set_defaults(fn=cmd_swe_tasks)
 
     train = sub.add_parser("train", help="train a policy from a YAML config")
-    train.add_argument("config")
+    train.add_argument("config", help="a YAML training config (see docs/config.md)")
+    train.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                       help="set any config field, e.g. rl.steps=3 loss.kl_coef=0.1")
     train.add_argument("--output", default=None, help="override the config's output folder")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     train.set_defaults(fn=cmd_train)
+
+    sub.add_parser("config-reference", help="print every training config field (Markdown)"
+                   ).set_defaults(fn=cmd_config_reference)
 
     evaluate = sub.add_parser("eval", help="evaluate a checkpoint on held-out tasks")
     evaluate.add_argument("checkpoint")
@@ -461,7 +617,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keep watching the file for episodes a running rollout appends")
     add_selection(replay)  # --print; in the viewer, filter with policy:NAME run:ID
     replay.set_defaults(fn=cmd_replay)
+    for command in sub.choices.values():
+        _fill_help(command)
     return parser
+
+
+def _parser_with_defaults(**kwargs: Any) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(**kwargs, formatter_class=_HelpWithDefaults)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -106,6 +106,8 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
+    env_id: str = ""
+    """The id the env was made with (``make`` sets it; a family names its own)."""
     description: ClassVar[str] = ""
     turn_channels: ClassVar[tuple[str, ...]] = ("format",)
     """Names of the reward channels recorded on every turn (``format`` always among them)."""
@@ -149,7 +151,7 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
         self._last_action: str | None = None
         self._last_observation = ""
         self._worker: _StepWorker | None = None
-        self._task: Task | None = None
+        self._current_task: Task | None = None
 
     # ------------------------------------------------------------------ the contract
     def reset(
@@ -184,8 +186,8 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
         self.invalid_actions = 0
         self._invalid_streak = 0
         self._last_action, self._last_observation = None, observation
-        self._task = self._describe_task(options)
-        info = {"task_id": self.task_id, "instruction": self._task.instruction,
+        self._current_task = self._describe_task(options)
+        info = {"task_id": self.task_id, "instruction": self._current_task.instruction,
                 **self._now_info()}
         return observation, info
 
@@ -196,9 +198,9 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
         Raises:
             ResetNeeded: before the first ``reset``.
         """
-        if self._task is None:
+        if self._current_task is None:
             raise ResetNeeded("env.task is known after reset(); call env.reset() first.")
-        return self._task
+        return self._current_task
 
     def _describe_task(self, options: Mapping[str, Any]) -> Task:
         assert self.task_id is not None
@@ -319,8 +321,11 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
         return None
 
     def _task_split(self, task_id: str, options: Mapping[str, Any]) -> str | None:
-        """The current task's split: a ``/``-separated part of its id naming a split, else
-        the ``split`` option, else the env's ``split`` attribute."""
+        """The current task's split.
+
+        By default: a ``/``-separated part of its id naming a split, else the ``split``
+        option, else the env's ``split`` attribute.
+        """
         for part in task_id.split("/"):
             if part in self.splits:
                 return part

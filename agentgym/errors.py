@@ -12,7 +12,15 @@ Every exception agentgym raises on purpose derives from :class:`AgentGymError`::
     │   └── EnvClosed                                any call after close()
     ├── MissingDependencyError   (also an ImportError) an extra is not installed
     ├── PolicyError                                  a policy call failed (network, bad reply)
-    └── RecordError              (also a ValueError) an Episode record that cannot be read
+    ├── RecordError              (also a ValueError) an Episode record that cannot be read
+    ├── EstimatorError           (also a ValueError) advantages that cannot be computed
+    ├── SandboxError             (also a RuntimeError) a sandbox that cannot start or run
+    └── TaskDataError            (also a ValueError) task data that cannot be built or read
+
+Elsewhere, each a subclass of one above or of AgentGymError: ``ConfigError``
+(trainers.config), ``BatchError`` (trainers.batch), ``TokenizationError``
+(trainers.tokenize), ``RewardSpecError`` and ``FormatViolation`` (rewards), ``PatchError``
+(environments.swe.patches), ``PoolError`` (agentgym.pool).
 
 A malformed *action* is not an error: it is an observation (see ``agentgym.protocols``).
 Messages say what was expected, what came, and how to fix it.
@@ -78,6 +86,18 @@ class PolicyError(AgentGymError):
 
 class RecordError(AgentGymError, ValueError):
     """An Episode or Turn record that does not match the schema."""
+
+
+class EstimatorError(AgentGymError, ValueError):
+    """An advantage estimator that cannot work on this batch (e.g. no ``state_key``)."""
+
+
+class SandboxError(AgentGymError, RuntimeError):
+    """A sandbox that cannot start, or a backend command that failed."""
+
+
+class TaskDataError(AgentGymError, ValueError):
+    """Task data that cannot be built or read (a knowledge base too small, a bad tree)."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -156,8 +156,10 @@ class RandomPolicy:
 class HumanPolicy:
     """A person at the terminal types each action.
 
-    A plain command is written in the env's protocol for you; text starting with ``<`` is
-    sent as it is. ``/help`` lists the admissible commands.
+    A plain command is written in the env's protocol for you (in SWE-v0, a shell command
+    becomes a ``bash`` call); a tool call typed as JSON (``{"name": ..., "arguments": ...}``)
+    is sent as a call; text starting with ``<`` is sent as it is. ``/help`` lists the
+    admissible commands.
 
     Args:
         input_fn: Reads one line (``input`` by default; tests pass their own).
@@ -182,7 +184,18 @@ class HumanPolicy:
                 admissible = conversation.info.get("admissible_actions") or ["(not available)"]
                 self.console.print("Admissible: " + ", ".join(admissible), markup=False)
                 continue
-            return line if line.startswith("<") else conversation.encode(line)
+            return self._action(line, conversation)
+
+    def _action(self, line: str, conversation: Conversation) -> str:
+        if line.startswith("<"):
+            return line  # written in the protocol already
+        if line.startswith("{"):  # a tool call as JSON: {"name": ..., "arguments": {...}}
+            try:
+                call = json.loads(line)
+                return conversation.encode(ToolCall(call["name"], call.get("arguments", {})))
+            except (ValueError, TypeError, KeyError):
+                return line  # the env answers with what a tool call must look like
+        return conversation.encode(line)
 
     def describe(self) -> dict[str, Any]:
         """Metadata for the Episode record."""

@@ -74,7 +74,7 @@ class ParsedAction:
 
 
 def clean_text(raw: object) -> str:
-    """Turn raw model output into clean text: bytes decoded, control characters dropped.
+    r"""Turn raw model output into clean text: bytes decoded, control characters dropped.
 
     Invalid UTF-8 and lone surrogates become U+FFFD; newlines and tabs are kept, ``\r\n``
     becomes ``\n``, and the other whitespace controls (``\r``, ``\v``, ``\f``, ...) become

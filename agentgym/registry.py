@@ -11,11 +11,14 @@ import importlib
 import inspect
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium
 
 from agentgym.errors import InvalidOptionError, UnknownEnvError, check_options, did_you_mean
+
+if TYPE_CHECKING:
+    from agentgym.core import AgentEnv
 
 _DEFAULT = object()  # make(): the env class's own step_timeout
 
@@ -96,6 +99,8 @@ def spec(env_id: str) -> EnvSpec:
     """
     if env_id.startswith("agentgym/"):
         env_id = env_id.removeprefix("agentgym/")
+    if ":" in env_id and env_id not in _REGISTRY:
+        return _unregistered(env_id)
     if env_id not in _REGISTRY:
         _load_entry_points()
     if env_id not in _REGISTRY:
@@ -107,12 +112,25 @@ def spec(env_id: str) -> EnvSpec:
     return _REGISTRY[env_id]
 
 
-def make(env_id: str, *, step_timeout: float | None | object = _DEFAULT, **kwargs: Any) -> Any:
+def _unregistered(target: str) -> EnvSpec:
+    """A spec for ``module:Class``, an env class that no registry entry names."""
+    module_name, _, attr = target.partition(":")
+    try:
+        found = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise UnknownEnvError(f"Cannot load {target!r} ({exc}); write module:Class with an "
+                              "importable module, e.g. my_envs:CoinEnv.") from None
+    return EnvSpec(getattr(found, "env_id", "") or target, target)
+
+
+def make(env_id: str, *, step_timeout: float | None | object = _DEFAULT,
+         **kwargs: Any) -> AgentEnv:
     """Build a registered env, e.g. ``make("TextWorld-v0", preset="easy")``.
 
     Args:
-        env_id: A registered id (``agentgym.list_envs()`` lists them), or
-            ``"remote:http://host:port/ID"`` for an env served by ``agentgym serve``.
+        env_id: A registered id (``agentgym.list_envs()`` lists them),
+            ``"remote:http://host:port/ID"`` for an env served by ``agentgym serve``, or
+            ``"module:Class"`` for an env class that is not registered.
         step_timeout: Seconds one step may take before the episode is stopped and the
             engine replaced (see ``AgentEnv.step_timeout``; ``None``: unbounded).
         **kwargs: Passed to the env's constructor, over the spec's defaults.
@@ -131,6 +149,7 @@ def make(env_id: str, *, step_timeout: float | None | object = _DEFAULT, **kwarg
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         check_options(kwargs, [n for n in params if n != "self"], f"argument of {env_spec.id}")
     env = factory(**{**env_spec.kwargs, **kwargs})
+    env.unwrapped.env_id = env_spec.id  # records say which env, custom ones included
     if step_timeout is not _DEFAULT:
         if step_timeout is not None and not (isinstance(step_timeout, (int, float))
                                              and step_timeout > 0):

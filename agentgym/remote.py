@@ -10,9 +10,13 @@ import os
 from typing import Any, SupportsFloat
 
 from agentgym import errors
-from agentgym.core import AgentEnv, EnvState
+from agentgym.core import AgentEnv, EnvState, Task
 from agentgym.errors import AgentGymError, InvalidOptionError
 from agentgym.protocols import ActionProtocol, ToolCall
+
+
+class RemoteError(AgentGymError, ConnectionError):
+    """The env server cannot be reached (the message names its URL)."""
 
 
 class RemoteProtocol(ActionProtocol):
@@ -49,23 +53,37 @@ class RemoteEnv(AgentEnv):
         self.env_id = env_id
         token = token or os.environ.get("AGENTGYM_TOKEN")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.url = url
         self._http = httpx.Client(base_url=base, timeout=timeout, headers=headers)
-        served = self._http.get("/health").json().get("env_id")
+        try:
+            served = self._call("GET", "/health").json().get("env_id")
+        except RemoteError:
+            self._http.close()
+            raise
         if served != env_id:
             self._http.close()
             raise InvalidOptionError(f"{base} serves {served!r}, not {env_id!r}; use "
                                      f"{base}/{served}.")
-        opened = self._http.post("/sessions")
+        opened = self._call("POST", "/sessions")
         self._raise_for(opened)
         self.session = opened.json()["session"]
         self._system_prompt = opened.json()["system_prompt"]
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """Call the session's endpoint ``path``; raise the server's error as ours."""
-        response = self._http.request(method, f"/sessions/{self.session}/{path}".rstrip("/"),
-                                      json=body)
+        response = self._call(method, f"/sessions/{self.session}/{path}".rstrip("/"), body)
         self._raise_for(response)
         return response.json()
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        import httpx
+
+        try:
+            return self._http.request(method, path, json=body)
+        except httpx.TransportError as exc:
+            raise RemoteError(f"Cannot reach the env server at {self.url} "
+                              f"({type(exc).__name__}: {exc}); is `agentgym serve` running "
+                              "there?") from None
 
     @staticmethod
     def _raise_for(response: Any) -> None:
@@ -90,6 +108,7 @@ class RemoteEnv(AgentEnv):
         result = self.request("POST", "reset", {"seed": seed, "options": options})
         self.state, self.turn = EnvState.RUNNING, 0
         self.task_id = result["info"].get("task_id")
+        self._current_task = Task(**result["task"]) if result.get("task") else None
         self._last_observation = result["observation"]
         return result["observation"], result["info"]
 

@@ -415,7 +415,7 @@ class _EnvSlot(_Slot):
 
     def __init__(self, env: AgentEnv, threads: concurrent.futures.Executor) -> None:
         self.env, self.threads = env, threads
-        self.env_id = getattr(env, "env_id", type(env).__name__)
+        self.env_id = getattr(env.unwrapped, "env_id", "") or type(env.unwrapped).__name__
         self.system_prompt, self.encode = env.system_prompt(), env.protocol.encode
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> tuple[Any, float]:

@@ -5,12 +5,15 @@ Endpoints (JSON):
 =========================================  ===============================================
 ``POST /sessions``                          open a session: ``{"session", "env_id",
                                             "system_prompt"}`` (429 when full)
-``POST /sessions/{id}/reset``               ``{"seed", "options"}`` -> ``{"observation", "info"}``
+``POST /sessions/{id}/reset``               ``{"seed", "options"}`` -> ``{"observation", "info",
+                                            "task"}`` (``env.task``: id, split, instruction,
+                                            reference)
 ``POST /sessions/{id}/step``                ``{"action"}`` -> ``{"observation", "reward",
                                             "terminated", "truncated", "info"}``
 ``POST /sessions/{id}/encode``              ``{"command"}`` -> ``{"text"}`` (the env's protocol)
 ``DELETE /sessions/{id}``                   close it
 ``GET /health``, ``GET /metrics``           liveness; sessions, steps, reaped, memory
+``GET /docs``, ``GET /openapi.json``        the API, described by FastAPI (OpenAPI schema)
 =========================================  ===============================================
 
 An env error comes back as 400 ``{"error": <class name>, "message"}`` (404 for an unknown
@@ -201,7 +204,10 @@ def create_app(env_id: str, env_kwargs: dict | None = None, max_sessions: int = 
         session = store.get(sid)
         with session.lock:
             observation, info = session.env.reset(seed=body.seed, options=body.options)
-        return {"observation": observation, "info": info}
+            task = session.env.task
+        return {"observation": observation, "info": info,
+                "task": {"id": task.id, "split": task.split, "instruction": task.instruction,
+                         "reference": dict(task.reference) if task.reference else None}}
 
     @app.post("/sessions/{sid}/step")
     def step(sid: str, body: StepBody) -> dict:

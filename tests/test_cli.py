@@ -78,3 +78,77 @@ def test_stats_rescores_a_run_under_another_spec(tmp_path):
     assert re.search(r"return under spec\s*│\s*2\s*│\s*2\s*│\s*2\s*│\s*2\s", out.stdout)
     bad = run("stats", str(path), "--spec", "{type: weighted, weights: {progres: 1}}")
     assert bad.returncode == 2 and "Did you mean `progress`" in bad.stderr
+
+
+def test_help_lists_every_command_and_every_flag_shows_its_default():
+    from agentgym.cli import build_parser
+
+    parser = build_parser()
+    top = run("--help")
+    commands = parser._subparsers._group_actions[0].choices
+    for name in commands:
+        assert re.search(rf"\n    {re.escape(name)}\s+\S", top.stdout), name  # a line of help
+    for name, command in commands.items():
+        text = command.format_help()
+        for action in command._actions:
+            if action.option_strings and action.dest != "help":
+                flag = action.option_strings[-1]
+                shown = text[text.index(flag):]
+                assert "(default: " in shown.split("\n  -")[0], (name, flag)
+
+
+def test_rollout_whose_episodes_all_failed_exits_1_with_the_reasons_grouped():
+    out = run("rollout", "Search-v0", "--policy", "random", "--tasks", "3")
+    assert out.returncode == 1
+    assert ("3 episodes failed: PolicyError: RandomPolicy needs info['admissible_actions']; "
+            "this env gives none.") in out.stdout
+    fine = run("rollout", "Search-v0", "--policy", "expert", "--policy", "random", "--tasks", "2")
+    assert fine.returncode == 0 and "2 episodes failed" in fine.stdout  # some succeeded
+
+
+def test_env_args_are_converted_and_checked_against_the_signature(tmp_path):
+    from agentgym.cli import parse_env_args
+
+    assert parse_env_args(["max_turns=10", "preset=easy", "show_admissible=true"],
+                          "TextWorld-v0") == {"max_turns": 10, "preset": "easy",
+                                              "show_admissible": True}
+    out = run("rollout", "TextWorld-v0", "--policy", "expert", "--env-arg", "max_turns=ten")
+    assert out.returncode == 2 and "--env-arg max_turns='ten': TextWorld-v0 takes max_turns " \
+        "as int | None" in " ".join(out.stderr.split())
+    out = run("rollout", "TextWorld-v0", "--policy", "expert", "--env-arg", "maxturns=3")
+    assert out.returncode == 2 and "Did you mean `max_turns`?" in out.stderr
+
+
+def test_missing_files_get_one_line(tmp_path):
+    for args, message in [(("train", "nope.yaml"), "nope.yaml: no such config file."),
+                          (("stats", "nope.jsonl"), "No episode file 'nope.jsonl'."),
+                          (("replay", "nope.jsonl"), "No episode file 'nope.jsonl'."),
+                          (("probe", "TextWorld-v0", "--spec", "myspc.yaml"),
+                           "No reward spec file 'myspc.yaml'")]:
+        out = run(*args)
+        assert out.returncode == 2, args
+        assert message in out.stderr and "Traceback" not in out.stderr
+        assert len(out.stderr.strip().splitlines()) <= 2, out.stderr
+
+
+def test_train_overrides_and_config_errors_exit_2(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("env: {id: TextWorld-v0}\nrl: {steps: 2}\n")
+    out = run("train", str(config), "rl.steps=two")
+    assert out.returncode == 2
+    assert "override rl.steps='two': rl.steps: Input should be a valid integer" in \
+        " ".join(out.stderr.split())
+    reference = run("config-reference")
+    assert reference.returncode == 0 and "| `kl_estimator` |" in reference.stdout
+
+
+def test_play_swe_takes_a_shell_command_or_a_tool_call():
+    typed = 'ls\n{"name": "bash", "arguments": {"command": "pwd"}}\n'
+    out = run("play", "SWE-v0", "--seed", "0", stdin=typed)
+    assert out.returncode == 0, out.stderr
+    assert "tests" in out.stdout and "/workspace" in out.stdout and "2 turns" in out.stdout
+
+
+def test_an_unregistered_env_class_runs_by_module_path(tmp_path):
+    out = run("rollout", "tests.fault_envs:FlakyEnv", "--policy", "random", "--tasks", "1")
+    assert "Cannot load" not in out.stderr, out.stderr

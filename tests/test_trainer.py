@@ -11,7 +11,7 @@ from agentgym.hf_policy import TransformersPolicy
 from agentgym.policies import Conversation
 from rewards import Outcome
 from trainers import GRPO, Batch
-from trainers.config import ConfigError, load_config
+from trainers.config import load_config
 from trainers.learner import Learner, LossConfig, OptimConfig
 from trainers.models import tiny_from_texts
 from trainers.train import rows_for
@@ -75,37 +75,9 @@ def test_resume_reproduces_the_next_steps_loss(world, tmp_path):
     assert expected["losses/kl"] > 0  # the reference was saved and restored, not re-copied
 
 
-def write(tmp_path, text):
-    path = tmp_path / "config.yaml"
-    path.write_text(text)
-    return path
-
-
-def test_config_errors_name_the_line_and_what_is_allowed(tmp_path):
-    with pytest.raises(ConfigError, match=r"config.yaml:3: unknown key 'stepz' in rl; allowed: "
-                       r"steps, .*Did you mean `steps`"):
-        load_config(write(tmp_path, "env: {id: TextWorld-v0}\nrl:\n  stepz: 3\n"))
-    with pytest.raises(ConfigError, match=r"config.yaml:2: Model '/nope' is not here"):
-        load_config(write(tmp_path, "env: {id: TextWorld-v0}\nmodel: {name: /nope}\n"))
-    with pytest.raises(ConfigError, match=r"config.yaml:2: the reward spec names a channel "
-                       r"TextWorld-v0 does not record.*'resolved'.*outcome channels: success"):
-        load_config(write(tmp_path, "env: {id: TextWorld-v0}\n"
-                                    "reward: {type: outcome, channel: resolved}\n"))
-    with pytest.raises(ConfigError, match=r"config.yaml:1: No environment 'TextWorld-v9'"):
-        load_config(write(tmp_path, "env: {id: TextWorld-v9}\n"))
-    with pytest.raises(ConfigError, match=r"unknown estimator 'salty'"):
-        load_config(write(tmp_path, "env: {id: TextWorld-v0}\nestimator: {type: salty}\n"))
-    with pytest.raises(ConfigError, match=r"config.yaml:2: .*rank.*r, alpha, dropout"):
-        load_config(write(tmp_path, "env: {id: TextWorld-v0}\nlora: {rank: 8}\n"))
-    with pytest.raises(ConfigError, match=r"config.yaml:2: unknown engine 'sglang'; engines: "
-                       r"transformers, vllm"):
-        load_config(write(tmp_path, "env: {id: TextWorld-v0}\nsampling: {engine: sglang}\n"))
-    lora = load_config(write(tmp_path, "env: {id: TextWorld-v0}\nlora: {r: 8, alpha: 32}\n"))
-    assert (lora.lora.r, lora.lora.alpha) == (8, 32)
-
-
 def test_a_tiny_run_end_to_end(tmp_path):
-    config = write(tmp_path, f"""
+    config = tmp_path / "config.yaml"
+    config.write_text(f"""
 output: {tmp_path / 'run'}
 env: {{id: TextWorld-v0, kwargs: {{preset: easy, max_turns: 3, num_tasks: 20}}}}
 model: {{name: tiny, vocab_size: 400}}
@@ -150,10 +122,6 @@ checkpoint_every: 1
     assert evaluated.returncode == 0 and "success_rate" in evaluated.stdout
 
 
-@pytest.mark.parametrize("path", sorted(__import__("pathlib").Path("configs").glob("*.yaml")))
-def test_every_shipped_config_loads(path):
-    config = load_config(path)
-    assert config.rl.steps > 0
 
 
 def test_lora_trains_only_the_adapters_and_resumes(world, tmp_path):

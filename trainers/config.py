@@ -1,34 +1,56 @@
-"""The training configuration: one YAML file, checked line by line before any model loads.
+"""The training configuration: one YAML file, checked by pydantic before any model loads.
 
 Sections (all optional but ``env``): ``env``, ``model``, ``sampling``, ``reward`` (a
-:mod:`rewards` spec), ``estimator``, ``sft``, ``rl``, ``optim``, ``loss``, ``eval``, plus
-``seed``, ``output`` and ``checkpoint_every``. An unknown key, a model path that does not
-exist or a reward spec naming a channel the env does not record is reported with the file
-and line, and what is allowed.
+:mod:`rewards` spec), ``estimator``, ``sft``, ``rl``, ``optim``, ``loss``, ``lora``, ``eval``,
+plus ``seed``, ``output`` and ``checkpoint_every``. Every field has a type, a range or a set of
+allowed values; a mistake is reported with the file and line, what was given and what is
+allowed, and nothing runs. ``key=value`` overrides (``rl.steps=3``) are checked the same way.
+:func:`config_reference` writes the reference of every field (``docs/config.md``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from agentgym.errors import AgentGymError, InvalidOptionError, did_you_mean
-from trainers.learner import LoraConfig, LossConfig, OptimConfig
+from rewards import MissingChannelError, RewardSpec, RewardSpecError, from_dict
+from trainers.estimator_specs import estimator_from_dict, estimator_to_dict
+from trainers.estimators import Estimator
 
 
 class ConfigError(AgentGymError, ValueError):
     """A training config that cannot be used; the message names the file and line."""
 
 
-@dataclass
-class EnvConfig:
+class Section(BaseModel):
+    """A config section: unknown keys refused, values checked, documented field by field."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True,
+                              validate_assignment=True)
+
+
+# ------------------------------------------------------------------ sections
+class EnvConfig(Section):
     """Which env to train on."""
 
     id: str = "TextWorld-v0"
     """A registered env id."""
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    kwargs: dict[str, Any] = {}
     """Keyword arguments for ``agentgym.make``."""
     train_split: str = "train"
     """Split the policy trains on."""
@@ -36,113 +58,263 @@ class EnvConfig:
     """Held-out split for evaluation."""
 
 
-@dataclass
-class ModelConfig:
+class ModelConfig(Section):
     """The policy model: ``tiny`` (built here) or a local folder."""
 
     name: str = "tiny"
     """``tiny`` or the path of a ``save_pretrained`` folder."""
-    hidden: int = 64
+    hidden: int = Field(64, ge=8)
     """Tiny model: hidden size."""
-    layers: int = 2
+    layers: int = Field(2, ge=1)
     """Tiny model: transformer layers."""
-    heads: int = 4
+    heads: int = Field(4, ge=1)
     """Tiny model: attention heads."""
-    vocab_size: int = 1024
+    vocab_size: int = Field(1024, ge=300)
     """Tiny model: tokenizer vocabulary, trained on the env's text."""
 
 
-@dataclass
-class SamplingConfig:
+class SamplingConfig(Section):
     """How the policy samples during training rollouts."""
 
-    temperature: float = 1.0
+    temperature: float = Field(1.0, ge=0.0)
     """Sampling temperature."""
-    top_p: float = 1.0
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
     """Nucleus sampling."""
-    max_new_tokens: int = 32
+    max_new_tokens: int = Field(32, ge=1)
     """Longest action."""
-    stop: list[str] = field(default_factory=list)
+    stop: list[str] = []
     """Strings that end an action (e.g. ``</action>``); the text after them is dropped."""
-    engine: str = "transformers"
+    engine: Literal["transformers", "vllm"] = "transformers"
     """Rollout engine: ``transformers`` (the training model itself) or ``vllm`` (vLLM's
     offline engine, given the trainer's weights after every update)."""
 
+    @field_validator("engine")
+    @classmethod
+    def _engine_installed(cls, engine: str) -> str:
+        if engine == "vllm" and importlib.util.find_spec("vllm") is None:
+            raise ValueError("engine 'vllm' needs the vllm package, which is not installed "
+                             "here (pip install 'agentgym[vllm]', see `./run test-vllm`); "
+                             "use engine 'transformers'")
+        return engine
 
-@dataclass
-class SFTConfig:
+
+class SFTConfig(Section):
     """Supervised warm-up on expert episodes."""
 
-    episodes: int = 16
+    episodes: int = Field(16, ge=0)
     """Expert episodes (on training tasks) to fit; 0 skips SFT."""
-    epochs: int = 20
+    epochs: int = Field(20, ge=0)
     """Passes over them."""
-    lr: float = 3e-3
+    lr: float = Field(3e-3, gt=0.0)
     """Learning rate of the warm-up."""
 
 
-@dataclass
-class RLConfig:
+class RLConfig(Section):
     """The RL schedule."""
 
-    steps: int = 20
+    steps: int = Field(20, ge=0)
     """Policy updates."""
-    tasks: int = 4
+    tasks: int = Field(4, ge=1)
     """Tasks per update."""
-    group_size: int = 8
+    group_size: int = Field(8, ge=1)
     """Episodes per task (G)."""
-    parallel_envs: int = 8
+    parallel_envs: int = Field(8, ge=1)
     """Episodes generated at once (one batched generate call serves them)."""
-    max_length: int = 2048
+    max_length: int = Field(2048, ge=16)
     """Longest token row; longer episodes keep their first whole turns."""
 
 
-@dataclass
-class EvalConfig:
+class OptimConfig(Section):
+    """AdamW and the update schedule."""
+
+    lr: float = Field(1e-3, gt=0.0)
+    """Learning rate."""
+    weight_decay: float = Field(0.0, ge=0.0)
+    """AdamW weight decay."""
+    max_grad_norm: float = Field(1.0, gt=0.0)
+    """Gradient clipping norm."""
+    minibatch_size: int = Field(8, ge=1)
+    """Rows per forward/backward pass."""
+    grad_accum: int = Field(1, ge=1)
+    """Minibatches accumulated per optimiser step."""
+
+
+class LossConfig(Section):
+    """The RL objective."""
+
+    clip: float = Field(0.2, gt=0.0)
+    """PPO ratio clip epsilon."""
+    kl_coef: float = Field(0.0, ge=0.0)
+    """Weight of KL(pi || pi_ref); 0 keeps no reference model."""
+    kl_estimator: Literal["k1", "k3"] = "k3"
+    """``k1`` (log ratio) or ``k3`` (the non-negative, unbiased ``exp(-x) + x - 1``)."""
+    loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"] = \
+        "token-mean"
+    """How per-token losses become one: over all tokens, per sequence then over sequences,
+    or summed and divided by a constant (Dr.GRPO)."""
+    epochs: int = Field(1, ge=1)
+    """Passes over each batch of rollouts."""
+    tis_cap: float | None = Field(None, gt=0.0)
+    """Truncated importance sampling: weight each token's surrogate by the trainer/sampler
+    probability ratio, capped here (e.g. 2.0); null leaves the surrogate as it is."""
+
+
+class LoraConfig(Section):
+    """Low-rank adapters (peft) instead of full fine-tuning."""
+
+    r: int = Field(0, ge=0)
+    """Adapter rank; 0 trains every weight."""
+    alpha: float = Field(16.0, gt=0.0)
+    """Scale of the adapters' update (``alpha / r``)."""
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    """Dropout on the adapters' input."""
+    target_modules: list[str] | None = None
+    """Module names to adapt; null lets peft pick the attention projections it knows."""
+
+
+class EvalConfig(Section):
     """Evaluation on the held-out split."""
 
-    every: int = 5
+    every: int = Field(5, ge=1)
     """Evaluate every this many updates (and at the start and the end)."""
-    tasks: int = 16
-    """Held-out tasks per evaluation."""
-    temperature: float = 0.0
+    tasks: int = Field(16, ge=0)
+    """Held-out tasks per evaluation; 0 skips evaluation."""
+    temperature: float = Field(0.0, ge=0.0)
     """0 evaluates greedily."""
 
 
-@dataclass
-class TrainConfig:
+def _reward(value: Any) -> Any:
+    try:
+        return value if isinstance(value, RewardSpec) else from_dict(value)
+    except RewardSpecError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _estimator(value: Any) -> Any:
+    if isinstance(value, (str, dict)):
+        try:
+            return estimator_from_dict(value)
+        except InvalidOptionError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+RewardField = Annotated[RewardSpec, BeforeValidator(_reward),
+                        PlainSerializer(lambda spec: spec.to_dict())]
+EstimatorField = Annotated[Any, BeforeValidator(_estimator),
+                           PlainSerializer(estimator_to_dict)]
+
+
+class TrainConfig(Section):
     """Everything one training run needs."""
 
-    env: EnvConfig = field(default_factory=EnvConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    reward: dict[str, Any] = field(default_factory=lambda: {"type": "outcome",
-                                                            "channel": "success"})
-    estimator: dict[str, Any] = field(default_factory=lambda: {"type": "salt", "base": "grpo"})
-    sft: SFTConfig = field(default_factory=SFTConfig)
-    rl: RLConfig = field(default_factory=RLConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    lora: LoraConfig = field(default_factory=LoraConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    seed: int = 0
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    env: EnvConfig = EnvConfig()
+    """The env to train on (see its section)."""
+    model: ModelConfig = ModelConfig()
+    """The policy model."""
+    sampling: SamplingConfig = SamplingConfig()
+    """Sampling during rollouts."""
+    reward: RewardField = from_dict({"type": "outcome", "channel": "success"})
+    """A reward spec (``{type: ..., ...}``, see ``rewards``): the env's channels to per-turn
+    rewards."""
+    estimator: EstimatorField = estimator_from_dict({"type": "salt", "base": "grpo"})
+    """An advantage estimator: ``{type: grpo | dr_grpo | rloo | reinforce_pp | gigpo |
+    salt, ...}``; SALT takes ``base`` (another estimator), ``match`` (``state_key``,
+    ``observation``, ``prefix``) and ``count`` (``trajectory``, ``occurrence``)."""
+    sft: SFTConfig = SFTConfig()
+    """Supervised warm-up."""
+    rl: RLConfig = RLConfig()
+    """The RL schedule."""
+    optim: OptimConfig = OptimConfig()
+    """The optimiser."""
+    loss: LossConfig = LossConfig()
+    """The RL objective."""
+    lora: LoraConfig = LoraConfig()
+    """LoRA adapters."""
+    eval: EvalConfig = EvalConfig()
+    """Held-out evaluation."""
+    seed: int = Field(0, ge=0)
+    """Seeds the model, task order and sampling."""
     output: str = "runs/train"
-    checkpoint_every: int = 10
+    """Folder the run writes (config, metrics, episodes, checkpoints)."""
+    checkpoint_every: int = Field(10, ge=1)
+    """Save a checkpoint every this many updates (and at the end)."""
+
+    @model_validator(mode="after")
+    def _fits_the_env(self) -> TrainConfig:
+        check_against_env(self)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as plain data (what ``config.json`` holds; loads back the same)."""
+        return self.model_dump(mode="json")
 
 
-SECTIONS = {f.name: f for f in dataclasses.fields(TrainConfig)}
-ENGINES = ("transformers", "vllm")
+# ------------------------------------------------------------------ checks across sections
+def check_against_env(config: TrainConfig) -> None:
+    """The env exists, the model folder exists, and the reward reads channels the env has."""
+    from agentgym.registry import spec
+
+    try:
+        env_class = spec(config.env.id).load()
+    except KeyError as exc:
+        raise _AtKey(("env", "id"), str(exc)) from None
+    if config.model.name != "tiny":
+        from trainers.models import resolve_model
+
+        try:
+            resolve_model(config.model.name)
+        except InvalidOptionError as exc:
+            raise _AtKey(("model", "name"), str(exc)) from None
+    try:
+        config.reward(_declared_episode(env_class))
+    except MissingChannelError as exc:
+        raise _AtKey(("reward",), (
+            f"the reward spec names a channel {config.env.id} does not record. {exc} Turn "
+            f"channels: {', '.join(env_class.turn_channels)}; outcome channels: "
+            f"{', '.join(env_class.outcome_channels)}.")) from None
+    except RewardSpecError as exc:
+        if "gold" not in str(exc):  # specs that read turn info are checked at run time
+            raise _AtKey(("reward",), str(exc)) from None
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Read and check a YAML config (see the module docstring).
+class _AtKey(ValueError):
+    """A cross-section problem, raised at the key it is about."""
+
+    def __init__(self, key: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _declared_episode(env_class: type) -> Any:
+    from agentgym.records import Episode, Outcome, Turn
+
+    turns = [Turn(index=i, observation="", action="",
+                  reward_channels=dict.fromkeys(env_class.turn_channels, 0.0)) for i in range(2)]
+    return Episode(env_id="check", task_id="check", turns=turns,
+                   outcome=Outcome(channels=dict.fromkeys(env_class.outcome_channels, 0.0)))
+
+
+# ------------------------------------------------------------------ loading
+def load_config(path: str | Path, overrides: Sequence[str] | dict[str, Any] = ()) -> TrainConfig:
+    """Read and check a YAML config, then apply ``key=value`` overrides.
+
+    Args:
+        path: The YAML file.
+        overrides: ``["rl.steps=3", "loss.kl_coef=0.1"]`` (values read as YAML) or a dict
+            ``{"rl.steps": 3}``; each sets one field, at any depth.
 
     Raises:
-        ConfigError: naming the file, the line, the bad key or value, and what is allowed.
+        ConfigError: naming the file and line (or the override), the key, what was given
+            and what is allowed.
     """
     import yaml
 
     path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file.")
     text = path.read_text()
     try:
         node = yaml.compose(text)
@@ -151,11 +323,37 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config is a mapping of sections; got {type(data).__name__}.")
-    data.update(overrides or {})
-    lines = _key_lines(node)
-    config = _build(TrainConfig, data, path, lines, ())
-    _check_semantics(config, path, lines)
-    return config
+    lines = {key: f"{path}:{line}" for key, line in _key_lines(node).items()}
+    for key, value in _parse_overrides(overrides).items():
+        _set(data, key, value)
+        lines[key] = f"override {'.'.join(key)}={value!r}"
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path, lines)) from None
+
+
+def _parse_overrides(overrides: Sequence[str] | dict[str, Any]) -> dict[tuple[str, ...], Any]:
+    import yaml
+
+    if isinstance(overrides, dict):
+        return {tuple(k.split(".")): v for k, v in overrides.items()}
+    parsed = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r}: write key=value, e.g. rl.steps=3 or "
+                              "loss.kl_coef=0.1.")
+        parsed[tuple(key.strip().split("."))] = yaml.safe_load(raw) if raw.strip() else ""
+    return parsed
+
+
+def _set(data: dict[str, Any], key: tuple[str, ...], value: Any) -> None:
+    for part in key[:-1]:
+        data = data.setdefault(part, {})
+        if not isinstance(data, dict):
+            raise ConfigError(f"override {'.'.join(key)}: {part!r} is not a section.")
+    data[key[-1]] = value
 
 
 def _key_lines(node: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
@@ -171,103 +369,114 @@ def _key_lines(node: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...],
     return lines
 
 
-def _where(path: Path, lines: dict[tuple[str, ...], int], key: tuple[str, ...]) -> str:
-    line = lines.get(key) or lines.get(key[:1])
-    return f"{path}:{line}" if line else str(path)
-
-
-def _build(cls: type, data: dict[str, Any], path: Path, lines: dict, prefix: tuple[str, ...]
-           ) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    values = {}
-    for key, value in data.items():
-        where = (*prefix, key)
-        if key not in fields:
-            section = ".".join(prefix) or "the top level"
-            raise ConfigError(
-                f"{_where(path, lines, where)}: unknown key {key!r} in {section}; allowed: "
-                f"{', '.join(fields)}.{did_you_mean(key, fields)}")
-        kind = fields[key].default_factory if fields[key].default_factory is not \
-            dataclasses.MISSING else None
-        sample = kind() if kind else None
-        if dataclasses.is_dataclass(sample):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{_where(path, lines, where)}: {key!r} must be a mapping of "
-                                  f"{', '.join(f.name for f in dataclasses.fields(sample))}.")
-            values[key] = _build(type(sample), value, path, lines, where)
+def _describe(exc: ValidationError, path: Path, lines: dict[tuple[str, ...], str]) -> str:
+    """One line per problem: ``file:line: key: what is wrong (got ...)``."""
+    out = []
+    for error in exc.errors(include_url=False):
+        key = tuple(str(part) for part in error["loc"])
+        cause = error.get("ctx", {}).get("error")
+        if isinstance(cause, _AtKey):
+            key, message = cause.key, str(cause)
+        elif error["type"] == "extra_forbidden":
+            message = _unknown_key(key)
         else:
-            values[key] = value
-    return cls(**values)
+            message = error["msg"].removeprefix("Value error, ")
+            if not isinstance(error["input"], (dict, RewardSpec)) and error["type"] != \
+                    "value_error":
+                message += f" (got {error['input']!r})"
+        where = next((lines[key[:n]] for n in range(len(key), 0, -1) if key[:n] in lines),
+                     str(path))
+        name = "" if error["type"] == "extra_forbidden" else f"{'.'.join(key) or 'config'}: "
+        out.append(f"{where}: {name}{message}")
+    return "\n".join(out)
 
 
-def _check_semantics(config: TrainConfig, path: Path, lines: dict) -> None:
-    from agentgym.registry import spec
-    from rewards import MissingChannelError, RewardSpecError, from_dict
-
-    try:
-        env_class = spec(config.env.id).load()
-    except KeyError as exc:
-        raise ConfigError(f"{_where(path, lines, ('env', 'id'))}: {exc}") from exc
-    if config.model.name != "tiny":
-        from trainers.models import resolve_model
-
-        try:
-            resolve_model(config.model.name)
-        except InvalidOptionError as exc:
-            raise ConfigError(f"{_where(path, lines, ('model', 'name'))}: {exc}") from exc
-    try:
-        reward = from_dict(config.reward)
-        reward(_declared_episode(env_class))
-    except MissingChannelError as exc:
-        raise ConfigError(
-            f"{_where(path, lines, ('reward',))}: the reward spec names a channel "
-            f"{config.env.id} does not record. {exc} Turn channels: "
-            f"{', '.join(env_class.turn_channels)}; outcome channels: "
-            f"{', '.join(env_class.outcome_channels)}.") from exc
-    except RewardSpecError as exc:
-        if "gold" not in str(exc):  # specs that read turn info are checked at run time
-            raise ConfigError(f"{_where(path, lines, ('reward',))}: {exc}") from exc
-    try:
-        make_estimator(config.estimator)
-    except ConfigError as exc:
-        raise ConfigError(f"{_where(path, lines, ('estimator',))}: {exc}") from exc
-    if config.sampling.engine not in ENGINES:
-        raise ConfigError(f"{_where(path, lines, ('sampling', 'engine'))}: unknown engine "
-                          f"{config.sampling.engine!r}; engines: {', '.join(ENGINES)}.")
+def _unknown_key(key: tuple[str, ...]) -> str:
+    model: Any = TrainConfig
+    for part in key[:-1]:
+        model = model.model_fields[part].annotation
+    allowed = list(model.model_fields)
+    section = ".".join(key[:-1]) or "the top level"
+    return (f"unknown key {key[-1]!r} in {section}; allowed: {', '.join(allowed)}."
+            f"{did_you_mean(key[-1], allowed)}")
 
 
-def _declared_episode(env_class: type) -> Any:
-    from agentgym.records import Episode, Outcome, Turn
+# ------------------------------------------------------------------ the reference
+def config_reference() -> str:
+    """Markdown: every section and field with its type, default and meaning."""
+    lines = ["# Training config reference", "",
+             "Generated from `trainers/config.py` by `agentgym config-reference`; "
+             "`tests/test_config.py` checks it is current.", ""]
+    top = [(name, field) for name, field in TrainConfig.model_fields.items()
+           if not _is_section(field.annotation)]
+    lines += _table("Top level", top)
+    for name, field in TrainConfig.model_fields.items():
+        if _is_section(field.annotation):
+            section = field.annotation
+            lines += _table(f"`{name}`: {section.__doc__}", list(section.model_fields.items()))
+    return "\n".join(lines + _estimator_tables())
 
-    turns = [Turn(index=i, observation="", action="",
-                  reward_channels=dict.fromkeys(env_class.turn_channels, 0.0)) for i in range(2)]
-    return Episode(env_id="check", task_id="check", turns=turns,
-                   outcome=Outcome(channels=dict.fromkeys(env_class.outcome_channels, 0.0)))
+
+def _estimator_tables() -> list[str]:
+    from trainers.estimator_specs import ESTIMATORS
+
+    rows = ["## Estimator settings", "",
+            "`estimator: {type: NAME, ...}` takes these settings (SALT's `matcher` is written "
+            "`match: state_key | observation | prefix`).", "",
+            "| type | setting | type | default |", "|---|---|---|---|"]
+    for kind, cls in ESTIMATORS.items():
+        for name, default in estimator_to_dict(cls()).items():
+            if name == "type":
+                continue
+            fields = cls.__dataclass_fields__
+            annotation = str(fields[name].type) if name in fields else "str"  # match
+            annotation = "estimator" if name == "base" else annotation.replace("|", "\\|")
+            rows.append(f"| `{kind}` | `{name}` | {annotation} | `{default}` |")
+    return [*rows, ""]
 
 
-def make_estimator(config: dict[str, Any] | str) -> Any:
-    """An advantage estimator from its config: ``{"type": "salt", "base": "grpo", ...}``.
+def _is_section(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, Section)
 
-    Types: ``grpo``, ``dr_grpo``, ``rloo``, ``reinforce_pp``, ``gigpo`` and ``salt`` (whose
-    ``base`` is another type; ``match`` is ``state_key``, ``observation`` or ``prefix``).
+
+def _table(title: str, fields: list[tuple[str, Any]]) -> list[str]:
+    rows = [f"## {title}", "", "| field | type | default | meaning |", "|---|---|---|---|"]
+    for name, field in fields:
+        default = field.get_default(call_default_factory=True)
+        shown = _plain(default)
+        meaning = " ".join((field.description or "").split()).replace("|", "\\|")
+        rows.append(f"| `{name}` | {_type_name(field)} | `{shown}` | {meaning} |")
+    return [*rows, ""]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, RewardSpec):
+        return value.to_dict()
+    if dataclasses.is_dataclass(value):
+        return estimator_to_dict(value)
+    return value
+
+
+def _type_name(field: Any) -> str:
+    text = str(field.annotation).replace("typing.", "")
+    if "RewardSpec" in text:
+        return "reward spec"
+    if field.annotation is Any or "Estimator" in text:
+        return "estimator"
+    for bound in field.metadata:
+        for name, sign in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+            if getattr(bound, name, None) is not None:
+                text += f" {sign} {getattr(bound, name)}"
+    return text.replace("|", "\\|").replace("<class '", "").replace("'>", "")
+
+
+def make_estimator(config: dict[str, Any] | str) -> Estimator:
+    """An advantage estimator from its config (see ``TrainConfig.estimator``).
+
+    Raises:
+        ConfigError: an unknown type, key or value, naming what is allowed.
     """
-    from trainers import GRPO, RLOO, SALT, DrGRPO, GiGPO, ReinforcePP
-    from trainers.graph import ObservationMatch, PrefixMatch, StateKeyMatch
-
-    plain = {"grpo": GRPO, "dr_grpo": DrGRPO, "rloo": RLOO, "reinforce_pp": ReinforcePP,
-             "gigpo": GiGPO}
-    config = {"type": config} if isinstance(config, str) else dict(config)
-    kind = config.pop("type", None)
     try:
-        if kind == "salt":
-            matchers = {"state_key": StateKeyMatch, "observation": ObservationMatch,
-                        "prefix": PrefixMatch}
-            base = make_estimator(config.pop("base", "grpo"))
-            matcher = matchers[config.pop("match", "state_key")]()
-            return SALT(base=base, matcher=matcher, **config)
-        if kind in plain:
-            return plain[kind](**config)
-    except (TypeError, KeyError) as exc:
-        raise ConfigError(f"bad estimator settings {config!r}: {exc}") from exc
-    raise ConfigError(f"unknown estimator {kind!r}; types: {', '.join([*plain, 'salt'])}."
-                      f"{did_you_mean(str(kind), [*plain, 'salt'])}")
+        return estimator_from_dict(config)
+    except InvalidOptionError as exc:
+        raise ConfigError(str(exc)) from None

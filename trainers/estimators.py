@@ -20,11 +20,26 @@ torch.std in verl); all-equal rewards give 0.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import ClassVar, Protocol
 
 import numpy as np
+from pydantic import ConfigDict
+from pydantic.dataclasses import dataclass
 
 from trainers.batch import Batch, BatchError
+
+CHECKED = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+"""Estimator settings are checked when an estimator is built: types, ranges, allowed values."""
+
+
+class Estimator(Protocol):
+    """What every advantage estimator is: a batch in, one array of per-turn values out."""
+
+    type_name: ClassVar[str]
+    """Its name in configs (``{"type": "grpo"}``)."""
+
+    def __call__(self, batch: Batch) -> list[np.ndarray]:
+        """Per-turn advantages of every episode, in the batch's order."""
 
 
 # ---------------------------------------------------------------- pure functions
@@ -96,10 +111,11 @@ def _per_group(batch: Batch, fn) -> np.ndarray:
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=CHECKED)
 class GRPO:
     """GRPO: ``A_i = (R_i - mean_g) / (std_g + eps)``; ``normalize_std=False`` is Dr.GRPO's."""
 
+    type_name: ClassVar[str] = "grpo"
     normalize_std: bool = True
     eps: float = 1e-6
 
@@ -112,7 +128,7 @@ class GRPO:
         return _broadcast(batch, self.trajectory_advantages(batch))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=CHECKED)
 class DrGRPO(GRPO):
     """Dr.GRPO: ``A_i = R_i - mean_g`` (GRPO without the std division).
 
@@ -120,12 +136,15 @@ class DrGRPO(GRPO):
     to the loss (``loss_agg_mode``), not to the advantage.
     """
 
+    type_name: ClassVar[str] = "dr_grpo"
     normalize_std: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=CHECKED)
 class RLOO:
     """RLOO: ``A_i = R_i - mean_{j != i} R_j = G/(G-1) (R_i - mean_g)``."""
+
+    type_name: ClassVar[str] = "rloo"
 
     def trajectory_advantages(self, batch: Batch) -> np.ndarray:
         """One advantage per episode, shape ``(N,)``."""
@@ -136,7 +155,7 @@ class RLOO:
         return _broadcast(batch, self.trajectory_advantages(batch))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=CHECKED)
 class ReinforcePP:
     """REINFORCE++: batch-whitened discounted returns per turn.
 
@@ -146,6 +165,7 @@ class ReinforcePP:
     sequence would cut credit at each observation).
     """
 
+    type_name: ClassVar[str] = "reinforce_pp"
     gamma: float = 1.0
     baseline: bool = False
 
@@ -157,7 +177,7 @@ class ReinforcePP:
         return whiten([discounted_returns(r, self.gamma) for r in batch.rewards])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=CHECKED)
 class TurnGAE:
     """Turn-level GAE from per-turn values (Turn-PPO style).
 

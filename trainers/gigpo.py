@@ -28,14 +28,15 @@ observation joins the first cluster whose first member is at least that similar
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
+from pydantic.dataclasses import dataclass
 
+from agentgym.errors import EstimatorError
 from trainers._gc import gc_paused
 from trainers.batch import Batch
-from trainers.estimators import discounted_returns
+from trainers.estimators import CHECKED, discounted_returns
 
 
 def _normalised(values: np.ndarray, use_std: bool, eps: float, single_mean: float,
@@ -66,7 +67,7 @@ def cluster_by_similarity(texts: list[str], threshold: float) -> list[int]:
     return labels
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=CHECKED)
 class GiGPO:
     """GiGPO advantages.
 
@@ -83,6 +84,7 @@ class GiGPO:
         eps: Added to the std.
     """
 
+    type_name: ClassVar[str] = "gigpo"
     omega: float = 1.0
     gamma: float = 0.95
     mode: Literal["mean_norm", "mean_std_norm"] = "mean_norm"
@@ -142,7 +144,7 @@ class GiGPO:
         if self.anchor == "state_key":
             anchors: list[object] = [turn.state_key for turn in turns]
             if None in anchors:
-                raise ValueError("GiGPO(anchor='state_key') needs every turn's state_key; this "
+                raise EstimatorError("GiGPO(anchor='state_key') needs every turn's state_key; this "
                                  "env records none, so use anchor='observation'.")
         elif self.similarity is not None:
             anchors = cluster_by_similarity([turn.observation for turn in turns], self.similarity)

@@ -10,14 +10,11 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from agentgym.errors import InvalidOptionError
+from trainers.config import LoraConfig, LossConfig, OptimConfig
 from trainers.policy_gradient import (
-    KLEstimator,
-    LossAgg,
     TokenBatch,
     aggregate,
     clipped_surrogate,
@@ -28,62 +25,6 @@ from trainers.policy_gradient import (
     truncated_is_weight,
 )
 from trainers.tokenize import TokenizedSequence
-
-
-@dataclass
-class OptimConfig:
-    """AdamW and the update schedule."""
-
-    lr: float = 1e-3
-    """Learning rate."""
-    weight_decay: float = 0.0
-    """AdamW weight decay."""
-    max_grad_norm: float = 1.0
-    """Gradient clipping norm."""
-    minibatch_size: int = 8
-    """Rows per forward/backward pass."""
-    grad_accum: int = 1
-    """Minibatches accumulated per optimiser step."""
-
-
-@dataclass
-class LossConfig:
-    """The RL objective."""
-
-    clip: float = 0.2
-    """PPO ratio clip epsilon."""
-    kl_coef: float = 0.0
-    """Weight of KL(pi || pi_ref); 0 keeps no reference model."""
-    kl_estimator: KLEstimator = "k3"
-    """``k1`` or ``k3``."""
-    loss_agg: LossAgg = "token-mean"
-    """``token-mean``, ``seq-mean-token-mean`` or ``seq-mean-token-sum-norm``."""
-    epochs: int = 1
-    """Passes over each batch of rollouts."""
-    tis_cap: float | None = None
-    """Truncated importance sampling: weight each token's surrogate by the trainer/sampler
-    probability ratio, capped here (e.g. 2.0); None leaves the surrogate as it is."""
-
-    def __post_init__(self) -> None:
-        cap = self.tis_cap
-        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, (int, float))
-                                or cap <= 0):
-            raise InvalidOptionError(f"loss.tis_cap must be a positive number (e.g. 2.0) or "
-                                     f"null, got {cap!r}.")
-
-
-@dataclass
-class LoraConfig:
-    """Low-rank adapters (peft) instead of full fine-tuning."""
-
-    r: int = 0
-    """Adapter rank; 0 trains every weight."""
-    alpha: float = 16.0
-    """Scale of the adapters' update (``alpha / r``)."""
-    dropout: float = 0.0
-    """Dropout on the adapters' input."""
-    target_modules: list[str] | None = None
-    """Module names to adapt; None lets peft pick the attention projections it knows."""
 
 
 def _gap_metrics(gaps: list[tuple[float, float, int]]) -> dict[str, float]:
@@ -226,8 +167,8 @@ class Learner:
         torch.save({"optimizer": self.optimizer.state_dict(),
                     "reference": self.reference.state_dict() if self.reference else None},
                    folder / "trainer_state.pt")
-        state = {"step": self.step, "optim": asdict(self.optim), "loss": asdict(self.loss),
-                 "lora": asdict(self.lora), **(extra or {})}
+        state = {"step": self.step, "optim": self.optim.model_dump(),
+                 "loss": self.loss.model_dump(), "lora": self.lora.model_dump(), **(extra or {})}
         (folder / "trainer_state.json").write_text(json.dumps(state, indent=2))
         return folder
 

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from agentgym.errors import InvalidOptionError
 from trainers.tokenize import TokenizedSequence
 
 LossAgg = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"]
@@ -80,8 +81,8 @@ def aggregate(values: Any, mask: Any, mode: LossAgg) -> Any:
         return per_seq.mean()
     if mode == "seq-mean-token-sum-norm":
         return (values * mask).sum() / (mask.shape[0] * mask.shape[1])
-    raise ValueError(f"Unknown loss aggregation {mode!r}; use token-mean, seq-mean-token-mean "
-                     "or seq-mean-token-sum-norm.")
+    raise InvalidOptionError(f"Unknown loss aggregation {mode!r}; use token-mean, "
+                             "seq-mean-token-mean or seq-mean-token-sum-norm.")
 
 
 def kl(logp: Any, ref_logp: Any, estimator: KLEstimator) -> Any:

@@ -27,15 +27,16 @@ each edge's traversals share their own sum.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import field
+from typing import Any, ClassVar, Literal
 
 import numpy as np
+from pydantic.dataclasses import dataclass
 
 from trainers._gc import gc_paused
 from trainers.batch import Batch
-from trainers.estimators import GRPO
-from trainers.graph import StateKeyMatch, StateMatcher, TrajectoryGraph, build_graph
+from trainers.estimators import CHECKED, GRPO
+from trainers.graph import StateKeyMatch, TrajectoryGraph, build_graph
 
 
 def edge_mean(occurrences: list[tuple[int, int]], base: list[list[float]], count: str) -> float:
@@ -48,7 +49,7 @@ def edge_mean(occurrences: list[tuple[int, int]], base: list[list[float]], count
     return sum(sum(v) / len(v) for v in per_trajectory.values()) / len(per_trajectory)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=CHECKED)
 class SALT:
     """SALT over any per-step base estimator (GRPO by default).
 
@@ -58,14 +59,10 @@ class SALT:
         count: ``"trajectory"`` or ``"occurrence"`` (see the module docstring).
     """
 
+    type_name: ClassVar[str] = "salt"
     base: Any = field(default_factory=GRPO)
-    matcher: StateMatcher = field(default_factory=StateKeyMatch)
+    matcher: Any = field(default_factory=StateKeyMatch)  # a trainers.graph.StateMatcher
     count: Literal["trajectory", "occurrence"] = "trajectory"
-
-    def __post_init__(self) -> None:
-        if self.count not in ("trajectory", "occurrence"):
-            raise ValueError(f"SALT count must be 'trajectory' or 'occurrence', got "
-                             f"{self.count!r}.")
 
     def graphs(self, batch: Batch) -> list[TrajectoryGraph]:
         """The trajectory graph of each group, in the batch's group order."""

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from agentgym.records import Episode
 from agentgym.summary import summarize
-from trainers.config import TrainConfig, make_estimator
+from trainers.config import TrainConfig
 
 
 def build_policy_model(config: TrainConfig, envs: list[Any]) -> tuple[Any, Any]:
@@ -102,15 +101,14 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
 
     import agentgym
     from agentgym.store import EpisodeWriter
-    from rewards import from_dict
     from trainers.learner import Learner
 
     torch.set_num_threads(1)
     console = Console()
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
-    spec, estimator = from_dict(config.reward), make_estimator(config.estimator)
+    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    spec, estimator = config.reward, config.estimator
     envs = [agentgym.make(config.env.id, **config.env.kwargs)
             for _ in range(config.rl.parallel_envs)]
     latest = _latest_checkpoint(out) if resume else None

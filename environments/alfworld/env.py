@@ -179,8 +179,10 @@ class ALFWorldEnv(AgentEnv):
     # ------------------------------------------------------------------ hooks
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[str, dict[str, Any]]:
-        """Start an episode (see :meth:`AgentEnv.reset`); ``info["dialect"]`` names the
-        grammar the game is played in."""
+        """Start an episode (see :meth:`AgentEnv.reset`).
+
+        ``info["dialect"]`` names the grammar the game is played in.
+        """
         observation, info = super().reset(seed=seed, options=options)
         info["dialect"] = self._engine.playing
         return observation, info

@@ -249,7 +249,8 @@ class SearchEnv(AgentEnv):
 
     def _reference(self) -> dict[str, Any]:
         assert self._question is not None
-        return {"answers": list(self._question.answers), "supporting": list(self._question.supporting)}
+        return {"answers": list(self._question.answers),
+                "supporting": list(self._question.supporting)}
 
     def _state_key(self) -> str:
         blob = f"{sorted(self.retrieved)}|{self.answer is not None}"

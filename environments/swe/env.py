@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from agentgym.core import AgentEnv, Transition
 from agentgym.errors import InvalidOptionError, TaskNotFoundError
-from agentgym.protocols import ToolCall, ToolCallProtocol
+from agentgym.protocols import ToolCall
 from environments.swe import grading, orphans, patches, workspace
 from environments.swe.sandbox import WORKDIR, Limits, make_sandbox
 from environments.swe.tasks import (
@@ -21,7 +21,13 @@ from environments.swe.tasks import (
     materialize,
     sandbox_runner,
 )
-from environments.swe.tools import FILE_TOOL, TOOLS, expert_calls, file_tool_stdin
+from environments.swe.tools import (
+    FILE_TOOL,
+    TOOLS,
+    SWEProtocol,
+    expert_calls,
+    file_tool_stdin,
+)
 from rewards.patch import patch_similarity
 
 DEFAULT_REWARD: dict[str, Any] = {
@@ -98,7 +104,7 @@ class SWEEnv(AgentEnv):
         test_args: str = "",
         render_mode: str | None = None,
     ) -> None:
-        super().__init__(protocol=ToolCallProtocol(TOOLS), max_turns=max_turns,
+        super().__init__(protocol=SWEProtocol(), max_turns=max_turns,
                          render_mode=render_mode)
         if tasks_per_source < 1:
             raise InvalidOptionError(f"tasks_per_source must be >= 1, got {tasks_per_source}.")

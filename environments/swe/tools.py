@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agentgym.protocols import ToolCall, function_tool
+from agentgym.protocols import ToolCall, ToolCallProtocol, function_tool
 
 TOOLS: list[dict[str, Any]] = [
     function_tool("bash", "Run a bash command in the repository (no network). Returns its output "
@@ -88,3 +88,19 @@ def file_tool_stdin(call: ToolCall) -> bytes:
 def expert_calls(gold_edit: dict[str, str]) -> list[ToolCall]:
     """The expert's fix: the gold patch as one ``str_replace``, then ``submit``."""
     return [ToolCall("str_replace", dict(gold_edit)), ToolCall("submit", {})]
+
+
+class SWEProtocol(ToolCallProtocol):
+    """SWE-v0's tool calling; a plain command (a person at ``agentgym play``) is a bash call."""
+
+    def __init__(self) -> None:
+        super().__init__(TOOLS)
+
+    def __repr__(self) -> str:
+        return "SWEProtocol()"
+
+    def encode(self, command: str | ToolCall) -> str:
+        """A tool call as action text; a plain string runs as ``bash(command)``."""
+        if isinstance(command, str):
+            command = ToolCall("bash", {"command": command})
+        return super().encode(command)

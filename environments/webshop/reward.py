@@ -43,7 +43,7 @@ COLOR_FAMILIES = {"navy": "blue", "sky": "blue", "royal": "blue", "heather": "gr
 
 
 def fuzzy_score(a: str, b: str) -> float:
-    """thefuzz's ``token_set_ratio(a, b)`` (0..100), its default processing included."""
+    """The ``token_set_ratio(a, b)`` of thefuzz (0..100), its default processing included."""
     try:
         from rapidfuzz import fuzz, utils
     except ImportError as exc:
