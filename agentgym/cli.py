@@ -49,6 +49,16 @@ def check_env_args(env_id: str, kwargs: dict[str, Any], raws: dict[str, str] | N
     Raises:
         InvalidOptionError: an argument the env does not take, or a value of the wrong type.
     """
+    if env_id.startswith("remote:"):
+        return kwargs
+    kwargs = dict(kwargs)
+    make_own = {k: _convert(float | None, kwargs.pop(k), None)  # make()'s own keyword
+                for k in ("step_timeout",) if k in kwargs}
+    return {**_checked_against(env_id, kwargs, raws), **make_own}
+
+
+def _checked_against(env_id: str, kwargs: dict[str, Any], raws: dict[str, str] | None
+                     ) -> dict[str, Any]:
     import inspect
     import typing
 
@@ -57,15 +67,14 @@ def check_env_args(env_id: str, kwargs: dict[str, Any], raws: dict[str, str] | N
     from agentgym.errors import check_options
     from agentgym.registry import spec
 
-    if env_id.startswith("remote:"):
-        return kwargs
     factory = spec(env_id).load()
     params = inspect.signature(factory).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return kwargs
     check_options(kwargs, [n for n in params if n != "self"], f"--env-arg of {env_id}")
     try:
-        hints = typing.get_type_hints(factory.__init__ if isinstance(factory, type) else factory)
+        hints = typing.get_type_hints(factory.__init__ if isinstance(factory, type)  # type: ignore[misc]
+                                      else factory)
     except Exception:  # noqa: BLE001 - an annotation we cannot resolve is not checked
         hints = {}
     checked = {}
@@ -161,7 +170,8 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise InvalidOptionError(f"--concurrency must be >= 1, got {args.concurrency}.")
     # one env per episode in flight: with --concurrency N, N episodes play at once
-    envs = [make(args.env, **parse_env_args(args.env_arg, args.env)) for _ in range(args.concurrency)]
+    kwargs = parse_env_args(args.env_arg, args.env)
+    envs = [make(args.env, **kwargs) for _ in range(args.concurrency)]
     try:
         for name in args.policy:
             policy = make_policy(name, args.model, args.temperature, args.concurrency,
@@ -299,8 +309,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from agentgym.probe import probe_table, run_probes, verdict
 
     spec = load_spec_argument(args.spec) if args.spec else None
-    results = run_probes(args.env, tasks=args.tasks, env_kwargs=parse_env_args(args.env_arg, args.env),
-                         spec=spec)
+    results = run_probes(args.env, tasks=args.tasks,
+                         env_kwargs=parse_env_args(args.env_arg, args.env), spec=spec)
     title = f"Reward-hacking probes on {args.env} ({args.tasks} tasks"
     Console().print(probe_table(results, title=title + (f", {spec!r})" if spec else ")")))
     honest, *probes = results
@@ -309,11 +319,11 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     """Rates and per-channel statistics of a run; with --spec, the run re-scored."""
+    from pathlib import Path
+
     from rich.console import Console
 
     from agentgym.summary import channel_values, stats_table, summary_table
-
-    from pathlib import Path
 
     if not Path(args.file).is_file():
         raise InvalidOptionError(f"No episode file {args.file!r}.")
@@ -357,9 +367,10 @@ def cmd_serve_retriever(args: argparse.Namespace) -> int:
     if args.corpus:
         kwargs.update(corpus=args.corpus, qa={"train": args.corpus_qa})
     env = SearchEnv(**kwargs)  # builds or loads the cached index
-    print(f"serving {len(env.retriever.docs)} passages on http://{args.host}:{args.port}",
-          flush=True)
-    serve(env.retriever, args.host, args.port)
+    passages = len(env.tasks.docs())
+    print(f"serving {passages} passages (knowledge base fingerprint {env.kb_fingerprint}) on "
+          f"http://{args.host}:{args.port}", flush=True)
+    serve(env.retriever, args.host, args.port, passages, env.kb_fingerprint)
     return 0
 
 
@@ -490,8 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``agentgym`` command."""
     parser = argparse.ArgumentParser(prog="agentgym", description=__doc__,
                                      formatter_class=_HelpWithDefaults)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                parser_class=_parser_with_defaults)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("list", help="list the registered environments").set_defaults(fn=cmd_list)
 
@@ -506,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--policy", action="append", required=True, help=POLICY_HELP)
     run.add_argument("--model", default="default", help="model name for openai: policies")
     run.add_argument("--concurrency", type=int, default=1,
-                     help="requests in flight at once for openai: policies (default: 1)")
+                     help="requests in flight at once for openai: policies")
     run.add_argument("--native-tools", action="store_true",
                      help="send the env's tools as tools= and run the reply's tool_calls "
                      "(envs with protocol=tools; the server must parse tool calls)")
@@ -564,7 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
     swe.add_argument("sources", nargs="+", metavar="SOURCE",
                      help="an embedded library (intervals, romans, textstats), a project "
                           "folder, or pypi:NAME==VERSION")
-    swe.add_argument("--tasks", type=int, default=8, help="tasks per source (default 8)")
+    swe.add_argument("--tasks", type=int, default=8, help="tasks per source")
     swe.add_argument("--seed", type=int, default=0)
     swe.add_argument("--sandbox", default="auto", help="auto, docker, bwrap or local")
     swe.add_argument("--allow-unsandboxed", action="store_true",
@@ -602,9 +612,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="PNG curves of training runs (and their comparison)")
     plot.add_argument("runs", nargs="+", metavar="RUN")
     plot.add_argument("--compare", default="compare.png",
-                      help="where the comparison of several runs goes (default compare.png)")
+                      help="where the comparison of several runs goes")
     plot.add_argument("--metric", default="eval/success_rate",
-                      help="the metric compared across runs (default eval/success_rate)")
+                      help="the metric compared across runs")
     plot.set_defaults(fn=cmd_plot)
 
     replay = sub.add_parser("replay", help="show recorded episodes")
@@ -618,12 +628,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_selection(replay)  # --print; in the viewer, filter with policy:NAME run:ID
     replay.set_defaults(fn=cmd_replay)
     for command in sub.choices.values():
+        command.formatter_class = _HelpWithDefaults
         _fill_help(command)
     return parser
-
-
-def _parser_with_defaults(**kwargs: Any) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(**kwargs, formatter_class=_HelpWithDefaults)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

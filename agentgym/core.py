@@ -105,7 +105,7 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
         render_mode: ``None`` or ``"ansi"``.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
+    metadata: dict[str, Any] = {"render_modes": ["ansi"]}  # noqa: RUF012 - gymnasium's
     env_id: str = ""
     """The id the env was made with (``make`` sets it; a family names its own)."""
     description: ClassVar[str] = ""
@@ -284,7 +284,7 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
     def __enter__(self) -> AgentEnv:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: object) -> None:  # type: ignore[override] # never swallows
         self.close()
 
     # ------------------------------------------------------------------ hooks
@@ -419,7 +419,7 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
                    "was stopped and the engine replaced.")
         zeros = dict.fromkeys(self.turn_channels, 0.0)
         outcome = dict.fromkeys(self.outcome_channels, 0.0)
-        info = {"task_id": self.task_id, "action_valid": parsed.ok,
+        info: dict[str, Any] = {"task_id": self.task_id, "action_valid": parsed.ok,
                 "parsed_action": parsed.text if parsed.ok else None, "thought": parsed.thought,
                 "reward_channels": zeros, "outcome_channels": outcome, "success": False,
                 "error": {"type": "StepTimeout", "message": message},

@@ -71,13 +71,25 @@ class EnvClosed(LifecycleError):
 
 
 class MissingDependencyError(AgentGymError, ImportError):
-    """An optional dependency (a package extra) is not installed."""
+    """Something this needs is not installed: a Python package (an extra) or a system tool.
 
-    def __init__(self, package: str, extra: str) -> None:
-        super().__init__(
-            f"This needs the `{package}` package, which is not installed. "
-            f"Install it with: pip install 'agentgym[{extra}]'"
-        )
+    Args:
+        package: What is missing (a package, a program, "a sandbox").
+        extra: The agentgym extra that installs a Python package (``pip install
+            'agentgym[extra]'``).
+        apt: The Debian/Ubuntu package that installs a system tool (``apt install ...``).
+        hint: Any other way out, in words.
+    """
+
+    def __init__(self, package: str, extra: str | None = None, *, apt: str | None = None,
+                 hint: str | None = None) -> None:
+        remedies = [f"pip install 'agentgym[{extra}]'" if extra else "",
+                    f"apt install {apt}" if apt else ""]
+        ways = " or ".join(r for r in remedies if r)
+        subject = f"the `{package}` package" if extra else f"`{package}`" if apt else package
+        super().__init__(f"This needs {subject}, which is not available here."
+                         + (f" Install it with: {ways}." if ways else "")
+                         + (f" {hint}" if hint else ""))
 
 
 class PolicyError(AgentGymError):

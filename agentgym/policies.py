@@ -59,7 +59,7 @@ class Conversation:
 
     messages: list[dict[str, Any]]
     info: dict[str, Any]
-    encode: Callable[[str], str]
+    encode: Callable[[str | ToolCall], str]
     turn: int = 0
 
     @property
@@ -326,7 +326,7 @@ class OpenAIChatPolicy:
             written = "".join(f'<tool_call>{{"name": {json.dumps(name)}, "arguments": {a}}}'
                               "</tool_call>" for _, name, a in calls)
             return Reply(text=text + written)
-        return Reply(text=text, tool_calls=[ToolCall(name, arguments, id=i)
+        return Reply(text=text, tool_calls=[ToolCall(name, arguments or {}, id=i)
                                             for i, name, arguments in parsed])
 
     def _gave_up(self, problem: str) -> PolicyError:

@@ -117,7 +117,7 @@ class ActionProtocol:
         """An invalid action whose message names the problem and shows a valid form."""
         return ParsedAction(ok=False, error=f"Invalid action: {problem} {self.example()}")
 
-    def encode(self, command: str) -> str:
+    def encode(self, command: str | ToolCall) -> str:
         """Write ``command`` as action text this protocol accepts."""
         raise NotImplementedError
 
@@ -163,7 +163,7 @@ class TagProtocol(ActionProtocol):
     def __repr__(self) -> str:
         return f"TagProtocol(lenient={self.lenient})"
 
-    def encode(self, command: str) -> str:
+    def encode(self, command: str | ToolCall) -> str:
         """Return ``<action>command</action>``."""
         return f"<action>{command}</action>"
 

@@ -129,7 +129,7 @@ class Episode:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, line: str) -> Episode:
+    def from_json(cls, line: str | bytes) -> Episode:
         """Parse one JSONL line; any malformed content is a :class:`RecordError`.
 
         A crafted line (huge numbers, deep nesting, wrong field types) is refused here, so

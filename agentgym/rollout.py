@@ -22,7 +22,7 @@ import dataclasses
 import functools
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,14 +97,16 @@ class EpisodeRecorder:
     records episodes identically.
     """
 
-    def __init__(self, env_id: str, system_prompt: str, encode: Callable[[str], str], *,
-                 seed: int | None, group_id: str | None, history_window: int | None,
+    def __init__(self, env_id: str, system_prompt: str,
+                 encode: Callable[[str | ToolCall], str], *, seed: int | None,
+                 group_id: str | None, history_window: int | None,
                  metadata: dict[str, Any]) -> None:
         self.encode, self.history_window = encode, history_window
         self.episode = Episode(env_id=env_id, task_id="", seed=seed, group_id=group_id,
                                system_prompt=system_prompt, metadata=metadata)
         self.messages = [{"role": "system", "content": system_prompt}]
-        self.observation, self.info, self.done = "", {}, False
+        self.observation, self.done = "", False
+        self.info: dict[str, Any] = {}
 
     def begin(self, observation: str, info: dict[str, Any]) -> None:
         """Record what ``reset`` returned."""
@@ -290,12 +292,12 @@ async def arollout(
         threads.shutdown(wait=False)
         if writer:
             writer.close()
-        if own_env:
+        if own_env and isinstance(the_env, AgentEnv):
             the_env.close()
     return [done[key] for key in sorted(done)]
 
 
-def _blocking(coroutine_function: Callable[..., Awaitable[Any]], name: str
+def _blocking(coroutine_function: Callable[..., Coroutine[Any, Any, Any]], name: str
               ) -> Callable[..., Any]:
     """``name``: runs ``coroutine_function`` to its end (same signature and docs)."""
 
@@ -320,14 +322,14 @@ class _Job:
     sampling_seed: int | None
 
 
-def _run(coroutine: Awaitable[Any]) -> Any:
+def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
     """Run a coroutine to the end, from synchronous code (even inside a running loop)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coroutine)  # type: ignore[arg-type]
+        return asyncio.run(coroutine)
     with concurrent.futures.ThreadPoolExecutor(1) as thread:  # a notebook's loop is busy
-        return thread.submit(asyncio.run, coroutine).result()
+        return thread.submit(asyncio.run, coroutine).result()  # type: ignore[arg-type]
 
 
 async def _play(slot: _Slot, act: _Act, job: _Job,

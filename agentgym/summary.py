@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agentgym.records import Episode
@@ -85,7 +85,7 @@ def summary_table(groups: dict[str, Sequence[Episode]], title: str = "Rollout su
     return table
 
 
-def stats_table(columns: dict[str, Sequence[float]], title: str) -> Any:
+def stats_table(columns: Mapping[str, Sequence[float]], title: str) -> Any:
     """A rich table of mean / min / max / count for each named column of numbers."""
     from rich.table import Table
 

@@ -258,7 +258,7 @@ class ReplayApp(App):
         if self.follow:
             self.set_interval(1.0, self.check_file)
 
-    def visible(self) -> list[int]:
+    def visible_rows(self) -> list[int]:
         """The episode indices of the current page."""
         rows = self.rows if self.rows is not None else range(len(self.index))
         return list(rows[self.page * PAGE:(self.page + 1) * PAGE])
@@ -266,7 +266,7 @@ class ReplayApp(App):
     def fill(self) -> None:
         table = self.query_one(DataTable)
         table.clear()
-        for i in self.visible():
+        for i in self.visible_rows():
             s = self.index.summary(i)
             if s.corrupt:
                 table.add_row(str(i), str(s.line), Text("corrupt line", style="bold red"),
@@ -279,7 +279,7 @@ class ReplayApp(App):
                           f"{s.total_reward:+.3g}", str(s.turns), note, key=str(i))
         total = len(self.rows) if self.rows is not None else len(self.index)
         pages = max(1, -(-total // PAGE))
-        corrupt = sum(1 for i in self.visible() if self.index.summary(i).corrupt)
+        corrupt = sum(1 for i in self.visible_rows() if self.index.summary(i).corrupt)
         self.title = f"{self.index.path.name}: {total} episodes"
         self.sub_title = (f"page {self.page + 1}/{pages}  sort: {SORTS[self.sort][0]}"
                           + (f"  filter: {self.query_text}" if self.query_text else "")
@@ -300,10 +300,10 @@ class ReplayApp(App):
         table = self.query_one(DataTable)
         if table.row_count == 0:
             return None
-        return int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        return int(str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        i = int(event.row_key.value)
+        i = int(str(event.row_key.value))
         if self.index.summary(i).corrupt:
             self.notify(f"Line {self.index.summary(i).line} is corrupt and was skipped: "
                         f"{self.index.summary(i).error}", severity="warning")

@@ -7,6 +7,7 @@ that many env processes share.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -15,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from agentgym.errors import MissingDependencyError
+from agentgym.errors import InvalidOptionError, MissingDependencyError
 
 
 @dataclass(frozen=True)
@@ -252,9 +253,33 @@ class RemoteRetriever:
                     raise
         return [[Hit(**h) for h in hits] for hits in response.json()["results"]]
 
+    def health(self) -> dict[str, Any]:
+        """The server's ``/health``: passages and the knowledge base's fingerprint.
+
+        Raises:
+            InvalidOptionError: the server cannot be reached (naming its URL).
+        """
+        import httpx
+
+        try:
+            return self._client.get("/health").json()
+        except (httpx.TransportError, ValueError) as exc:
+            raise InvalidOptionError(f"Cannot reach the retriever at {self.url} "
+                                     f"({type(exc).__name__}); is `agentgym serve-retriever` "
+                                     "running there?") from None
+
     def close(self) -> None:
         """Close the connection pool."""
         self._client.close()
+
+
+def fingerprint(docs: Sequence[dict[str, Any]]) -> str:
+    """A short hash of a knowledge base's passages (ids, titles, texts), to tell two apart."""
+    digest = hashlib.sha1()
+    for doc in docs:
+        digest.update(json.dumps([doc.get("id"), doc.get("title"), doc.get("text")],
+                                 ensure_ascii=False).encode())
+    return digest.hexdigest()[:16]
 
 
 def hits_to_json(results: list[list[Hit]]) -> list[list[dict[str, Any]]]:

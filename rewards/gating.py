@@ -152,6 +152,7 @@ class GatedAccumulation(RewardSpec):
         thresholds = self.threshold if isinstance(self.threshold, tuple) else (self.threshold,)
         outcome_levels = tuple(Level(Outcome(h), threshold=t, weight=self.high_weight)
                                for h, t in zip(highs, thresholds))
+        assert isinstance(self.immediate, RewardSpec)  # __post_init__ built it
         return (*outcome_levels, Level(self.immediate))
 
     def rewards(self, episode: Episode) -> list[float]:

@@ -62,7 +62,7 @@ def parse_edits(response: str, files: dict[str, str]) -> list[Edit]:
 
 def apply_edits(files: dict[str, str], edits: list[Edit]) -> dict[str, str]:
     """The new contents of every file the edits touch (first match replaced, in order)."""
-    new = {}
+    new: dict[str, str] = {}
     for edit in edits:
         text = "\n" + new.get(edit.path, files[edit.path])
         new[edit.path] = text.replace("\n" + edit.search, "\n" + edit.replace, 1)[1:]

@@ -184,6 +184,17 @@ def test_server_and_in_process_agree(env, server):
     client.close()
 
 
+def test_the_env_refuses_a_retriever_of_another_knowledge_base(env, server):
+    health = httpx.get(f"{server}/health").json()
+    assert health["fingerprint"] == env.unwrapped.kb_fingerprint and health["passages"] == 2000
+    with pytest.raises(agentgym.InvalidOptionError, match=r"serves a knowledge base with "
+                       r"fingerprint '[0-9a-f]{16}'; this env's \(kb500-seed0\) is"):
+        agentgym.make("Search-v0", kb_size=500, retriever_url=server)
+    with pytest.raises(agentgym.InvalidOptionError, match=r"Cannot reach the retriever at "
+                       r"http://127.0.0.1:9"):
+        agentgym.make("Search-v0", retriever_url="http://127.0.0.1:9")
+
+
 def test_server_survives_concurrent_and_vanishing_clients(env, server):
     expected = env.retriever.search_many(QUERIES, 3)
     errors = []

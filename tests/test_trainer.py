@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -94,6 +95,12 @@ checkpoint_every: 1
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text()
             .splitlines()]
     assert [r["step"] for r in rows] == [0, 1, 2]
+    log = (tmp_path / "run" / "train.log").read_text()  # a line per phase, also printed
+    for phase in (r"tasks \(generated where new\): 6 in [\d.]+ s",
+                  r"SFT data: expert episodes: [\d.]+ s  4 episodes",
+                  r"SFT epochs: 2 in [\d.]+ s  loss [\d.]+", r"evaluation before RL: [\d.]+ s",
+                  r"RL updates: 2 in [\d.]+ s  step +2"):
+        assert re.search(phase, log) and re.search(phase, done.stdout), phase
     assert "eval/success_rate" in rows[0] and "losses/clipfrac" in rows[1]
     assert "channels/turn/format" in rows[1]
     # token-in/token-out: the sampler's log-probs are compared with the trainer's

@@ -164,7 +164,7 @@ class LoraConfig(Section):
 
     r: int = Field(0, ge=0)
     """Adapter rank; 0 trains every weight."""
-    alpha: float = Field(16.0, gt=0.0)
+    alpha: int = Field(16, ge=1)
     """Scale of the adapters' update (``alpha / r``)."""
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     """Dropout on the adapters' input."""
@@ -258,7 +258,7 @@ def check_against_env(config: TrainConfig) -> None:
     from agentgym.registry import spec
 
     try:
-        env_class = spec(config.env.id).load()
+        env_class: Any = spec(config.env.id).load()
     except KeyError as exc:
         raise _AtKey(("env", "id"), str(exc)) from None
     if config.model.name != "tiny":
@@ -288,7 +288,7 @@ class _AtKey(ValueError):
         self.key = key
 
 
-def _declared_episode(env_class: type) -> Any:
+def _declared_episode(env_class: Any) -> Any:
     from agentgym.records import Episode, Outcome, Turn
 
     turns = [Turn(index=i, observation="", action="",
@@ -393,7 +393,7 @@ def _describe(exc: ValidationError, path: Path, lines: dict[tuple[str, ...], str
 
 def _unknown_key(key: tuple[str, ...]) -> str:
     model: Any = TrainConfig
-    for part in key[:-1]:
+    for part in key[:-1]:  # a section's fields
         model = model.model_fields[part].annotation
     allowed = list(model.model_fields)
     section = ".".join(key[:-1]) or "the top level"
@@ -412,7 +412,7 @@ def config_reference() -> str:
     lines += _table("Top level", top)
     for name, field in TrainConfig.model_fields.items():
         if _is_section(field.annotation):
-            section = field.annotation
+            section: Any = field.annotation
             lines += _table(f"`{name}`: {section.__doc__}", list(section.model_fields.items()))
     return "\n".join(lines + _estimator_tables())
 
@@ -424,7 +424,7 @@ def _estimator_tables() -> list[str]:
             "`estimator: {type: NAME, ...}` takes these settings (SALT's `matcher` is written "
             "`match: state_key | observation | prefix`).", "",
             "| type | setting | type | default |", "|---|---|---|---|"]
-    for kind, cls in ESTIMATORS.items():
+    for kind, cls in ESTIMATORS.items():  # cls: Any (a pydantic dataclass)
         for name, default in estimator_to_dict(cls()).items():
             if name == "type":
                 continue

@@ -18,7 +18,7 @@ from trainers.gigpo import GiGPO
 from trainers.graph import ObservationMatch, PrefixMatch, StateKeyMatch
 from trainers.salt import SALT
 
-ESTIMATORS: dict[str, type] = {cls.type_name: cls
+ESTIMATORS: dict[str, Any] = {cls.type_name: cls
                                for cls in (GRPO, DrGRPO, RLOO, ReinforcePP, GiGPO, SALT)}
 MATCHERS: dict[str, type] = {"state_key": StateKeyMatch, "observation": ObservationMatch,
                              "prefix": PrefixMatch}
@@ -30,7 +30,7 @@ def estimator_from_dict(config: dict[str, Any] | str) -> Estimator:
     Raises:
         InvalidOptionError: an unknown type, setting or value, naming what is allowed.
     """
-    settings = {"type": config} if isinstance(config, str) else dict(config)
+    settings: dict[str, Any] = {"type": config} if isinstance(config, str) else dict(config)
     kind = settings.pop("type", None)
     if kind not in ESTIMATORS:
         raise InvalidOptionError(f"unknown estimator type {kind!r}; types: "

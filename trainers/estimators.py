@@ -198,8 +198,8 @@ class TurnGAE:
             raise BatchError(f"TurnGAE got values for {len(values)} episodes; the batch has "
                              f"{len(batch.episodes)}.")
         out = []
-        for episode, rewards, v in zip(batch.episodes, batch.rewards, values):
-            v = np.asarray(v, dtype=np.float64)
+        for episode, rewards, given in zip(batch.episodes, batch.rewards, values):
+            v = np.asarray(given, dtype=np.float64)
             k = len(rewards)
             if len(v) not in (k, k + 1):
                 raise BatchError(f"Episode {episode.episode_id} has {k} turns; give {k} values "

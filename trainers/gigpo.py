@@ -28,6 +28,7 @@ observation joins the first cluster whose first member is at least that similar
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -142,10 +143,10 @@ class GiGPO:
         steps = [(i, t) for i in members for t in range(len(batch.rewards[i]))]
         turns = [batch.episodes[i].turns[t] for i, t in steps]
         if self.anchor == "state_key":
-            anchors: list[object] = [turn.state_key for turn in turns]
+            anchors: Sequence[object] = [turn.state_key for turn in turns]
             if None in anchors:
-                raise EstimatorError("GiGPO(anchor='state_key') needs every turn's state_key; this "
-                                 "env records none, so use anchor='observation'.")
+                raise EstimatorError("GiGPO(anchor='state_key') needs every turn's state_key; "
+                                     "this env records none, so use anchor='observation'.")
         elif self.similarity is not None:
             anchors = cluster_by_similarity([turn.observation for turn in turns], self.similarity)
         else:

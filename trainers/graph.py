@@ -35,7 +35,7 @@ def action_text(turn: Any) -> str:
 class StateMatcher(Protocol):
     """Names the states ``s_0 .. s_T`` an episode passed through."""
 
-    def states(self, episode: Episode) -> list[Hashable]:
+    def states(self, episode: Episode) -> Sequence[Hashable]:
         """``T + 1`` state ids: before each turn, and after the last."""
 
 
@@ -43,7 +43,7 @@ class StateMatcher(Protocol):
 class StateKeyMatch:
     """States are the env's ``state_key`` fingerprints (exact world state)."""
 
-    def states(self, episode: Episode) -> list[Hashable]:
+    def states(self, episode: Episode) -> Sequence[Hashable]:
         """``state_key`` before each turn, then the last turn's ``next_state_key``."""
         keys = [t.state_key for t in episode.turns] + [episode.turns[-1].next_state_key]
         if any(k is None for k in keys):
@@ -58,7 +58,7 @@ class StateKeyMatch:
 class ObservationMatch:
     """States are the observation texts."""
 
-    def states(self, episode: Episode) -> list[Hashable]:
+    def states(self, episode: Episode) -> Sequence[Hashable]:
         """Each turn's observation, then the final observation."""
         texts = [t.observation for t in episode.turns] + [episode.final_observation]
         return [_digest(text) for text in texts]
@@ -68,7 +68,7 @@ class ObservationMatch:
 class PrefixMatch:
     """States are whole histories: the instruction, then every observation and action."""
 
-    def states(self, episode: Episode) -> list[Hashable]:
+    def states(self, episode: Episode) -> Sequence[Hashable]:
         """A running digest of the history before each turn and after the last."""
         running = _digest(episode.instruction, episode.turns[0].observation)
         states = [running]
@@ -84,7 +84,7 @@ class LastKMatch:
 
     k: int = 1
 
-    def states(self, episode: Episode) -> list[Hashable]:
+    def states(self, episode: Episode) -> Sequence[Hashable]:
         """A digest of the recent window before each turn and after the last."""
         observations = [t.observation for t in episode.turns] + [episode.final_observation]
         actions = [action_text(t) for t in episode.turns]

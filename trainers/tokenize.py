@@ -204,7 +204,7 @@ def tokenize_episode(
                                 f"but {len(advantages)} advantages.")
     openers = [t.index for t in episode.turns if reply_message(t)]
     bounds = list(zip(openers, [*openers[1:], episode.num_turns], strict=True))
-    parts = []
+    parts: list[tuple[int | None, list[int], list[float], float]] = []
     for piece in pieces(tokenizer, episode_messages(episode), episode.tools):
         if piece.turn is None:
             parts.append((None, *_piece_ids(tokenizer, piece, None), 0.0))

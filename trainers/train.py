@@ -16,8 +16,10 @@ from the latest.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,16 +63,19 @@ def rows_for(episodes: list[Episode], advantages: list[Any] | None, tokenizer: A
     return rows
 
 
-def evaluate(envs: list[Any], model: Any, tokenizer: Any, config: TrainConfig) -> dict[str, float]:
-    """Success and return on held-out tasks."""
+def evaluate(envs: list[Any], model: Any, tokenizer: Any, config: TrainConfig,
+             progress: bool = False) -> dict[str, float]:
+    """Success and return on held-out tasks (``progress``: the rollout's bar)."""
     import agentgym
     from agentgym.hf_policy import TransformersPolicy
 
     policy = TransformersPolicy(model, tokenizer, temperature=config.eval.temperature,
                                 max_new_tokens=config.sampling.max_new_tokens,
                                 stop=config.sampling.stop, seed=config.seed)
+    if not config.eval.tasks:
+        return {}
     episodes = agentgym.rollout(envs, policy, tasks=config.eval.tasks, seed=config.seed,
-                                split=config.env.test_split, progress=False)
+                                split=config.env.test_split, progress=progress)
     stats = summarize(episodes)
     return {"eval/success_rate": stats["success_rate"], "eval/mean_return": stats["mean_return"],
             "eval/invalid_rate": stats["invalid_rate"]}
@@ -79,7 +84,7 @@ def evaluate(envs: list[Any], model: Any, tokenizer: Any, config: TrainConfig) -
 def rollout_policy(config: TrainConfig, learner: Any, out: Path) -> Any:
     """The policy that plays training episodes: the model itself, or vLLM fed its weights."""
     sampling = config.sampling
-    kwargs = {"temperature": sampling.temperature, "top_p": sampling.top_p,
+    kwargs: dict[str, Any] = {"temperature": sampling.temperature, "top_p": sampling.top_p,
               "stop": sampling.stop, "max_new_tokens": sampling.max_new_tokens,
               "seed": config.seed}
     if sampling.engine == "vllm":
@@ -108,17 +113,19 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    phases = Phases(console, out / "train.log", progress)
     spec, estimator = config.reward, config.estimator
     envs = [agentgym.make(config.env.id, **config.env.kwargs)
             for _ in range(config.rl.parallel_envs)]
     latest = _latest_checkpoint(out) if resume else None
     if latest is not None:
         learner, _ = Learner.load(latest)
-        console.print(f"resumed from {latest} (step {learner.step})")
+        phases.note(f"resumed from {latest} (step {learner.step})")
     else:
+        prepare_tasks(envs[0], config, phases)
         model, tokenizer = build_policy_model(config, envs)
         learner = Learner(model, tokenizer, config.optim, config.loss, config.lora)
-        _warm_up(learner, envs, config, console, out)
+        _warm_up(learner, envs, config, phases, out)
     metrics_file = open(out / "metrics.jsonl", "a")
 
     def log(row: dict[str, Any]) -> None:
@@ -126,11 +133,13 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         metrics_file.flush()  # a killed run keeps every finished update
 
     if latest is None:
-        log({"step": 0, **evaluate(envs, learner.model, learner.tokenizer, config)})
+        with phases.timed("evaluation before RL") as done:
+            first = evaluate(envs, learner.model, learner.tokenizer, config, progress)
+            done(_brief(first))
+        log({"step": 0, **first})
     policy = rollout_policy(config, learner, out)
     writer = EpisodeWriter(out / "episodes.jsonl")
-    with _progress_bar(console, progress) as bar:
-        job = bar.add_task("RL updates", total=config.rl.steps, completed=learner.step)
+    with phases.bar("RL updates", config.rl.steps, learner.step) as advance:
         for update in range(learner.step + 1, config.rl.steps + 1):
             row = _update(update, envs, policy, learner, spec, estimator, config, writer)
             if hasattr(policy, "load_weights"):  # a separate engine: give it the new weights
@@ -138,11 +147,9 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
             if update % config.eval.every == 0 or update == config.rl.steps:
                 row.update(evaluate(envs, learner.model, learner.tokenizer, config))
             log(row)
-            if progress:
-                bar.console.print(_status(row))
             if update % config.checkpoint_every == 0 or update == config.rl.steps:
                 learner.save(out / "checkpoints" / f"step-{update}", {"update": update})
-            bar.advance(job)
+            advance(_status(row))
     writer.close()
     metrics_file.close()
     for env in envs:
@@ -150,21 +157,38 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     return out
 
 
-def _warm_up(learner: Any, envs: list[Any], config: TrainConfig, console: Any, out: Path) -> None:
+def prepare_tasks(env: Any, config: TrainConfig, phases: Phases) -> None:
+    """Reset once on every task SFT and the first evaluation play.
+
+    Tasks an env generates on first use (TextWorld's games, ALFWorld's scenes) are made
+    here, under a bar, instead of silently inside the first rollout.
+    """
+    plan = [(config.env.train_split, config.seed + i) for i in range(config.sft.episodes)]
+    plan += [(config.env.test_split, config.seed + i) for i in range(config.eval.tasks)]
+    with phases.bar("tasks (generated where new)", len(plan)) as advance:
+        for split, seed in plan:
+            env.reset(seed=seed, options={"split": split})
+            advance()
+
+
+def _warm_up(learner: Any, envs: list[Any], config: TrainConfig, phases: Phases,
+             out: Path) -> None:
     import agentgym
 
     if not config.sft.episodes:
         return
-    experts = agentgym.rollout(envs[0], agentgym.ExpertPolicy(), tasks=config.sft.episodes,
-                               seed=config.seed, split=config.env.train_split, progress=False)
-    rows = rows_for(experts, None, learner.tokenizer, config.rl.max_length)
+    with phases.timed("SFT data: expert episodes") as done:
+        experts = agentgym.rollout(envs[0], agentgym.ExpertPolicy(), tasks=config.sft.episodes,
+                                   seed=config.seed, split=config.env.train_split,
+                                   progress=phases.show)
+        rows = rows_for(experts, None, learner.tokenizer, config.rl.max_length)
+        done(f"{len(experts)} episodes, {len(rows)} token rows")
     for group in learner.optimizer.param_groups:
         group["lr"] = config.sft.lr
-    for epoch in range(config.sft.epochs):
-        metrics = learner.sft_step(rows)
-        if epoch % 10 == 0 or epoch == config.sft.epochs - 1:
-            console.print(f"sft epoch {epoch + 1}/{config.sft.epochs}  loss "
-                          f"{metrics['sft/loss']:.3f}")
+    with phases.bar("SFT epochs", config.sft.epochs) as advance:
+        for _ in range(config.sft.epochs):
+            metrics = learner.sft_step(rows)
+            advance(f"loss {metrics['sft/loss']:.3f}")
     for group in learner.optimizer.param_groups:
         group["lr"] = config.optim.lr
     learner.step = 0  # RL updates count from here
@@ -215,19 +239,62 @@ def _rl_task_seed(config: TrainConfig, update: int) -> int:
     return config.seed + config.sft.episodes + (update - 1) * config.rl.tasks
 
 
-def _progress_bar(console: Any, show: bool) -> Any:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+class Phases:
+    """A progress bar per phase in a terminal, and a line per phase in a log file.
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=console,
-                    disable=not show)
+    Each finished phase appends ``<time>  <phase>: <count> in <seconds> s  <last note>`` to
+    the log (``train.log`` in the run folder) and prints it.
+    """
+
+    def __init__(self, console: Any, log_path: Path, show: bool) -> None:
+        self.console, self.log_path, self.show = console, log_path, show
+
+    def note(self, text: str) -> None:
+        """Print ``text`` and append it to the log."""
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {text}"
+        with open(self.log_path, "a") as log:
+            log.write(line + "\n")
+        self.console.print(line, markup=False, highlight=False)
+
+    @contextlib.contextmanager
+    def bar(self, name: str, total: int, done: int = 0) -> Iterator[Callable[..., None]]:
+        """A bar of ``total`` steps; the body calls ``advance(note="")`` after each."""
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        started, last = time.perf_counter(), [""]
+        progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                            MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                            TextColumn("{task.fields[note]}"), console=self.console,
+                            disable=not self.show)
+        with progress:
+            task = progress.add_task(name, total=total, completed=done, note="")
+
+            def advance(note: str = "") -> None:
+                last[0] = note or last[0]
+                progress.update(task, advance=1, note=note)
+
+            yield advance
+        self.note(f"{name}: {total - done} in {time.perf_counter() - started:.1f} s"
+                  + (f"  {last[0]}" if last[0] else ""))
+
+    @contextlib.contextmanager
+    def timed(self, name: str) -> Iterator[Callable[[str], None]]:
+        """A phase that draws its own bar (a rollout); ``done(summary)`` sets its log note."""
+        started, summary = time.perf_counter(), [""]
+        yield lambda text: summary.__setitem__(0, text)
+        self.note(f"{name}: {time.perf_counter() - started:.1f} s"
+                  + (f"  {summary[0]}" if summary[0] else ""))
+
+
+def _brief(metrics: dict[str, float]) -> str:
+    return "  ".join(f"{k.split('/')[1]} {v:.3f}" for k, v in metrics.items())
 
 
 def _status(row: dict[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from pathlib import Path
@@ -27,6 +28,7 @@ from environments.retrieval import (
     RemoteRetriever,
     Retriever,
     default_dense_model,
+    fingerprint,
 )
 from environments.search.metrics import contains_answer, exact_match, token_f1
 from environments.search.tasks import FileTasks, GeneratedTasks, SearchTask
@@ -186,9 +188,26 @@ class SearchEnv(AgentEnv):
         if retriever not in ("bm25", "dense", "hybrid"):
             raise InvalidOptionError(f"retriever must be 'bm25', 'dense' or 'hybrid', got "
                                      f"{retriever!r}.")
-        self.retriever = (RemoteRetriever(retriever_url) if retriever_url else
+        self.retriever = (self._remote_index(retriever_url) if retriever_url else
                           self._local_index(retriever, dense_model, cache_dir))
         self._question: SearchTask | None = None
+
+    @functools.cached_property
+    def kb_fingerprint(self) -> str:
+        """The fingerprint of this env's knowledge base (``serve-retriever`` reports its own)."""
+        return fingerprint(self.tasks.docs())
+
+    def _remote_index(self, url: str) -> RemoteRetriever:
+        remote = RemoteRetriever(url)
+        served = remote.health().get("fingerprint")
+        if served != self.kb_fingerprint:
+            remote.close()
+            raise InvalidOptionError(
+                f"The retriever at {url} serves a knowledge base with fingerprint {served!r}; "
+                f"this env's ({self.tasks.tag}) is {self.kb_fingerprint!r}. Start "
+                "`agentgym serve-retriever` with the same kb_size and seed (or corpus) as the "
+                "env.")
+        return remote
 
     def _local_index(self, kind: str, dense_model: str | None,
                      cache_dir: str | Path | None) -> Retriever:

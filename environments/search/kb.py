@@ -83,7 +83,8 @@ class NameMaker:
     """Unique made-up names from syllables."""
 
     def __init__(self, rng: np.random.Generator) -> None:
-        self.rng, self.used = rng, set()
+        self.rng = rng
+        self.used: set[str] = set()
 
     def word(self, lo: int = 2, hi: int = 3) -> str:
         """A capitalised word of ``lo`` to ``hi`` syllables."""

@@ -2,7 +2,8 @@
 
 ``POST /search {"queries": [...], "k": 3}`` answers ``{"results": [[hit, ...], ...]}`` with
 exactly what the in-process index (BM25, dense or hybrid) returns;
-``GET /health`` answers ``{"status": "ok", "passages": N}``.
+``GET /health`` answers ``{"status": "ok", "passages": N, "fingerprint": F}``: F identifies the
+knowledge base, and ``Search-v0(retriever_url=...)`` refuses a server whose F is not its own.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the endpoint's type hints at
@@ -17,8 +18,8 @@ MAX_QUERIES = 1024
 MAX_QUERY_CHARS = 16_384
 
 
-def create_app(index: Retriever) -> Any:
-    """The FastAPI app serving ``index``."""
+def create_app(index: Retriever, passages: int = 0, fingerprint: str = "") -> Any:
+    """The FastAPI app serving ``index`` (of ``passages`` passages, ``fingerprint``)."""
     try:
         from fastapi import FastAPI, HTTPException
         from pydantic import BaseModel, Field
@@ -34,7 +35,7 @@ def create_app(index: Retriever) -> Any:
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "passages": len(getattr(index, "docs", []))}
+        return {"status": "ok", "passages": passages, "fingerprint": fingerprint}
 
     @app.post("/search")
     def search(request: SearchRequest) -> dict[str, Any]:
@@ -48,10 +49,11 @@ def create_app(index: Retriever) -> Any:
     return app
 
 
-def serve(index: Retriever, host: str = "127.0.0.1", port: int = 8765) -> None:
+def serve(index: Retriever, host: str = "127.0.0.1", port: int = 8765, passages: int = 0,
+          fingerprint: str = "") -> None:
     """Run the server until interrupted."""
     try:
         import uvicorn
     except ImportError as exc:
         raise MissingDependencyError("uvicorn", "search") from exc
-    uvicorn.run(create_app(index), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(index, passages, fingerprint), host=host, port=port, log_level="warning")

@@ -23,7 +23,6 @@ from environments.swe.tasks import (
 )
 from environments.swe.tools import (
     FILE_TOOL,
-    TOOLS,
     SWEProtocol,
     expert_calls,
     file_tool_stdin,

@@ -12,6 +12,7 @@ import ast
 import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 _FLIPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
           ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.In: ast.NotIn, ast.NotIn: ast.In}
@@ -46,7 +47,8 @@ def mutations(source: str) -> Iterator[Mutation]:
             else:
                 text = _splice(lines, node, ast.unparse(replacement))
             if text is not None and text != source and _parses(text):
-                yield Mutation(operator, node.lineno, node.end_lineno or node.lineno, text)
+                line = getattr(node, "lineno", 0)  # every rewritten node is an expr or stmt
+                yield Mutation(operator, line, getattr(node, "end_lineno", None) or line, text)
 
 
 def _rewrites(node: ast.AST) -> Iterator[tuple[str, ast.AST | None]]:
@@ -78,7 +80,7 @@ def _is_docstring(node: ast.AST) -> bool:
         node.value.value, str)
 
 
-def _splice(lines: list[str], node: ast.AST, text: str) -> str | None:
+def _splice(lines: list[str], node: Any, text: str) -> str | None:
     """Replace ``node``'s source span with ``text`` (single-line spans only)."""
     if node.lineno != node.end_lineno or "\n" in text:
         return None
@@ -88,7 +90,7 @@ def _splice(lines: list[str], node: ast.AST, text: str) -> str | None:
     return "".join(lines[:index] + [new.decode()] + lines[index + 1:])
 
 
-def _drop(lines: list[str], node: ast.AST) -> str | None:
+def _drop(lines: list[str], node: Any) -> str | None:
     """Remove a simple statement that has whole lines to itself, keeping the block valid."""
     start, end = node.lineno - 1, (node.end_lineno or node.lineno)
     first = lines[start]

@@ -55,7 +55,8 @@ def _path(text: str) -> str | None:
 
 
 def _hunk(lines: list[str], i: int) -> tuple[list[str], list[str], int]:
-    old, new = [], []
+    old: list[str] = []
+    new: list[str] = []
     while i < len(lines) and lines[i][:1] in (" ", "-", "+", "\\"):
         line = lines[i]
         if line.startswith("\\"):  # "\ No newline at end of file"

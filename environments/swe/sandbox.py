@@ -519,6 +519,7 @@ def collect(process: subprocess.Popen, limits: Limits, timeout: float, stdin: by
 
 def _feed(process: subprocess.Popen, stdin: bytes) -> None:
     def write() -> None:
+        assert process.stdin is not None  # started with stdin=PIPE
         try:
             process.stdin.write(stdin)
             process.stdin.close()
