@@ -38,8 +38,9 @@ def ensure_base_image() -> str:
         return tag
     if shutil.which("debootstrap") is None or os.geteuid() != 0:
         raise MissingDependencyError(
-            "the SWE base image", "debootstrap run as root (apt install debootstrap), or pass "
-            "image= to the docker sandbox with an image that has bash, python3 and pytest")
+            "debootstrap, run as root, to build the SWE base image", apt="debootstrap",
+            hint="Or pass image= to the docker sandbox with an image that has bash, python3 "
+                 "and pytest.")
     from rich.console import Console
 
     with tempfile.TemporaryDirectory(prefix="agentgym-rootfs-") as tmp, \

@@ -266,7 +266,7 @@ class BwrapSandbox(HostProcessSandbox):
     def __init__(self, limits: Limits | None = None) -> None:
         super().__init__(limits)
         if shutil.which("bwrap") is None:
-            raise MissingDependencyError("bwrap", "bubblewrap (apt install bubblewrap)")
+            raise MissingDependencyError("bwrap", apt="bubblewrap")
 
     def _argv(self, script: str, timeout: float) -> list[str]:
         assert self.workspace is not None
@@ -452,10 +452,9 @@ def make_sandbox(kind: str = "auto", *, allow_unsandboxed: bool = False,
         kind = "docker" if docker_available() else "bwrap" if bwrap_available() else ""
         if not kind:
             raise MissingDependencyError(
-                "a sandbox",
-                "docker (a running engine) or bubblewrap (apt install bubblewrap); or pass "
-                "sandbox='local', allow_unsandboxed=True to run commands unisolated",
-            )
+                "a sandbox (a running docker engine or bubblewrap)", apt="bubblewrap",
+                hint="Or start a docker engine, or pass sandbox='local', "
+                     "allow_unsandboxed=True to run commands unisolated.")
         if not quiet:
             warnings.warn(f"SWE sandbox: using {kind}.", stacklevel=3)
     if kind == "local":
