@@ -105,6 +105,9 @@ def test_readme_example_env_keeps_the_contract(my_envs):
     _, reward, *_ , info = env.step("<action>ten</action>")
     assert not info["action_valid"] and "whole number" in _obs(env) and info["state_key"] == \
         "1-20"
+    for outside in ("0", "99"):  # an out-of-range guess must not move the bounds (a paid hack)
+        _, reward, *_, info = env.step(f"<action>{outside}</action>")
+        assert not info["action_valid"] and reward == 0.0 and info["state_key"] == "1-20"
     exec(readme_block("## Write your own environment", 1), {"agentgym": agentgym})
     assert agentgym.make("Guess-v0", max_turns=6).env_id == "Guess-v0"
 
