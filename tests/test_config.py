@@ -13,8 +13,8 @@ from trainers.config import (
     TrainConfig,
     config_reference,
     load_config,
-    make_estimator,
 )
+from trainers.estimator_specs import estimator_from_dict
 
 BASE = "env: {id: TextWorld-v0}\n"
 
@@ -124,7 +124,7 @@ def test_sections_check_direct_construction_too():
     with pytest.raises(ValueError, match="kl_estimator"):
         LossConfig(kl_estimator="k2")
     with pytest.raises(AgentGymError, match="anchor"):
-        make_estimator({"type": "gigpo", "anchor": "statekey"})
+        estimator_from_dict({"type": "gigpo", "anchor": "statekey"})
 
 
 @pytest.mark.parametrize("path", sorted(Path("configs").glob("*.yaml")))

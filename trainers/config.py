@@ -30,7 +30,6 @@ from pydantic import (
 from agentgym.errors import AgentGymError, InvalidOptionError, did_you_mean
 from rewards import MissingChannelError, RewardSpec, RewardSpecError, from_dict
 from trainers.estimator_specs import estimator_from_dict, estimator_to_dict
-from trainers.estimators import Estimator
 
 
 class ConfigError(AgentGymError, ValueError):
@@ -468,15 +467,3 @@ def _type_name(field: Any) -> str:
             if getattr(bound, name, None) is not None:
                 text += f" {sign} {getattr(bound, name)}"
     return text.replace("|", "\\|").replace("<class '", "").replace("'>", "")
-
-
-def make_estimator(config: dict[str, Any] | str) -> Estimator:
-    """An advantage estimator from its config (see ``TrainConfig.estimator``).
-
-    Raises:
-        ConfigError: an unknown type, key or value, naming what is allowed.
-    """
-    try:
-        return estimator_from_dict(config)
-    except InvalidOptionError as exc:
-        raise ConfigError(str(exc)) from None
