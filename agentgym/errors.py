@@ -20,7 +20,9 @@ Every exception agentgym raises on purpose derives from :class:`AgentGymError`::
 Elsewhere, each a subclass of one above or of AgentGymError: ``ConfigError``
 (trainers.config), ``BatchError`` (trainers.batch), ``TokenizationError``
 (trainers.tokenize), ``RewardSpecError`` and ``FormatViolation`` (rewards), ``PatchError``
-(environments.swe.patches), ``PoolError`` (agentgym.pool).
+(environments.swe.patches), ``PoolError`` (agentgym.pool), ``RemoteError``
+(agentgym.remote). ``tests/test_errors.py`` keeps it so: no module raises a bare builtin
+error, and every public exception class derives from AgentGymError.
 
 A malformed *action* is not an error: it is an observation (see ``agentgym.protocols``).
 Messages say what was expected, what came, and how to fix it.

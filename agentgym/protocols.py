@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from agentgym.errors import InvalidOptionError, did_you_mean
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 MAX_ACTION_CHARS = 16_384
@@ -225,7 +227,8 @@ class ToolCallProtocol(ActionProtocol):
         """Write a tool call as ``<tool_call>{json}</tool_call>`` text."""
         if isinstance(command, ToolCall):
             return command.to_text()
-        raise TypeError(f"{type(self).__name__}.encode expects a ToolCall, got {command!r}")
+        raise InvalidOptionError(f"{type(self).__name__}.encode expects a ToolCall, got "
+                                 f"{command!r}; build one with ToolCall(name, arguments).")
 
     def example(self) -> str:
         """Show the tool-call format with the first tool."""
@@ -405,8 +408,6 @@ def pick_protocol(protocol: str | ActionProtocol,
     if isinstance(protocol, ActionProtocol):
         return protocol
     if protocol not in factories:
-        from agentgym.errors import InvalidOptionError, did_you_mean
-
         raise InvalidOptionError(
             f"Unknown protocol {protocol!r}. Allowed: {', '.join(map(repr, factories))} or an "
             f"ActionProtocol instance.{did_you_mean(str(protocol), factories)}"

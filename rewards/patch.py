@@ -16,6 +16,8 @@ import difflib
 import re
 from dataclasses import dataclass
 
+from agentgym.errors import AgentGymError
+
 _EDIT = re.compile(
     r"```[^\n]*\n### (?P<path>[^\n]+)\n<<<<<<< SEARCH\n(?P<search>.*?)\n?=======\n"
     r"(?P<replace>.*?)\n?>>>>>>> REPLACE\n```",
@@ -32,7 +34,7 @@ class Edit:
     replace: str
 
 
-class FormatViolation(ValueError):
+class FormatViolation(AgentGymError, ValueError):
     """The response breaks SWE-RL's output format; the message says how."""
 
 

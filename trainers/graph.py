@@ -20,6 +20,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from agentgym.errors import EstimatorError
 from agentgym.records import Episode
 
 
@@ -47,7 +48,7 @@ class StateKeyMatch:
         """``state_key`` before each turn, then the last turn's ``next_state_key``."""
         keys = [t.state_key for t in episode.turns] + [episode.turns[-1].next_state_key]
         if any(k is None for k in keys):
-            raise ValueError(
+            raise EstimatorError(
                 f"Episode {episode.episode_id} ({episode.env_id}) has turns without a "
                 "state_key; match on observations instead (ObservationMatch())."
             )

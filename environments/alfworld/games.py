@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agentgym.cache import cache_root, cached_folder
-from agentgym.errors import InvalidOptionError, TaskNotFoundError
+from agentgym.errors import InvalidOptionError, TaskDataError, TaskNotFoundError
 from environments.alfworld.engine import AlfredEngine, domain_text, grammar_text
 from environments.alfworld.expert import World, next_command
 from environments.alfworld.scenes import (
@@ -209,7 +209,7 @@ def ensure_task(split: str, floor_plan: int, task_type: str, seed: int,
         for attempt in range(MAX_ATTEMPTS):
             if build_task(staging, floor_plan, task_type, seed * 100 + attempt):
                 return
-        raise RuntimeError(f"No solvable {task_type} game in FloorPlan{floor_plan} "
+        raise TaskDataError(f"No solvable {task_type} game in FloorPlan{floor_plan} "
                            f"after {MAX_ATTEMPTS} attempts (seed {seed}).")
 
     cached_folder(folder, build)

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from agentgym.errors import TaskDataError
+
 SYLLABLES = ("ka ri vo len tar mis dor el an sa bel quin ro tha ve nor il ga fen jo mar "
              "lis ord ber cal dun ess fal gor han ist kel lom nav osk pel rud sol tum ul "
              "var wen yor zan bri cor dra fin gla hol kra lin mor pra sel tro vil").split()
@@ -127,7 +129,7 @@ class KnowledgeBase:
 
     def __init__(self, size: int = 2000, seed: int = 0) -> None:
         if size < 20:
-            raise ValueError(f"A knowledge base needs at least 20 passages, got {size}.")
+            raise TaskDataError(f"A knowledge base needs at least 20 passages, got {size}.")
         self.size, self.seed = size, seed
         rng = np.random.default_rng(seed)
         names = NameMaker(rng)
@@ -207,7 +209,7 @@ class KnowledgeBase:
                 path.append(self.entities[path[-1]].links[relation])
             if len(path) == hops and len(set(path)) == hops:
                 return self._ask(rng, path, relations)
-        raise ValueError(f"Could not build a {hops}-hop question from {len(start_ids)} starts.")
+        raise TaskDataError(f"Could not build a {hops}-hop question from {len(start_ids)} starts.")
 
     def _ask(self, rng: np.random.Generator, path: list[int], relations: list[str]) -> Question:
         phrase = self.entities[path[0]].name

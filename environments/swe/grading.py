@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from environments.swe.patches import PatchError
 from environments.swe.workspace import (
     MAX_DIFF_FILE,
     changed_entries,
@@ -149,7 +150,7 @@ def write_file(root: Path, rel: str, content: bytes | None) -> None:
     """
     parts = Path(rel).parts
     if not parts or ".." in parts or Path(rel).is_absolute():
-        raise ValueError(f"not a relative path inside the tree: {rel!r}")
+        raise PatchError(f"not a relative path inside the tree: {rel!r}")
     folder = root
     for part in parts[:-1]:
         folder = folder / part
@@ -159,7 +160,7 @@ def write_file(root: Path, rel: str, content: bytes | None) -> None:
             folder.mkdir()
             continue
         if not stat.S_ISDIR(info.st_mode):
-            raise ValueError(f"{folder} is not a real folder")
+            raise PatchError(f"{folder} is not a real folder")
     target = folder / parts[-1]
     try:
         if not stat.S_ISDIR(target.lstat().st_mode):

@@ -9,10 +9,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from agentgym.errors import AgentGymError
+
 _HUNK = re.compile(r"^@@ -(\d+)(?:,\d+)? \+\d+(?:,\d+)? @@")
 
 
-class PatchError(ValueError):
+class PatchError(AgentGymError, ValueError):
     """A patch that does not apply; the message names the file and the hunk."""
 
 

@@ -31,7 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from agentgym.errors import InvalidOptionError, MissingDependencyError, did_you_mean
+from agentgym.errors import (
+    InvalidOptionError,
+    MissingDependencyError,
+    SandboxError,
+    did_you_mean,
+)
 from environments.swe import cgroups
 from environments.swe.orphans import alive
 
@@ -118,7 +123,7 @@ class Sandbox(ABC):
         the grader's own report must arrive whole, whatever the agent's limits are.
         """
         if self.workspace is None:
-            raise RuntimeError(f"{type(self).__name__}.run() before start().")
+            raise SandboxError(f"{type(self).__name__}.run() before start().")
         timeout = timeout or self.limits.timeout_s
         started = time.monotonic()
         process = subprocess.Popen(
@@ -404,7 +409,7 @@ def docker(*args: str, check: bool = True, timeout: float = 120) -> str:
     """Run the docker CLI; its stdout."""
     done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
     if check and done.returncode != 0:
-        raise RuntimeError(f"docker {' '.join(args[:2])} failed: {done.stderr.strip()}")
+        raise SandboxError(f"docker {' '.join(args[:2])} failed: {done.stderr.strip()}")
     return done.stdout
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agentgym.cache import cache_root, cached_folder
-from agentgym.errors import InvalidOptionError, did_you_mean
+from agentgym.errors import InvalidOptionError, TaskDataError, did_you_mean
 from environments.textworld.engine import ENGINE_LOCK, quiet_engine, start_engine
 
 Split = Literal["train", "test"]
@@ -125,7 +125,7 @@ def _compile(spec: GameSpec, seed: int, path: Path) -> None:
             game = _make_game(spec, seed * 1000 + attempt)
         if not _ambiguous_names(game) and _walkthrough_wins(game, path):
             return
-    raise RuntimeError(
+    raise TaskDataError(
         f"No valid {spec.name} game in {MAX_ATTEMPTS} attempts for seed {seed}; "
         "loosen the preset's knobs."
     )

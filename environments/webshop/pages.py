@@ -10,6 +10,7 @@ import hashlib
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from agentgym.errors import InvalidOptionError
 from environments.webshop.catalog import Product
 
 PER_PAGE = 10
@@ -64,7 +65,10 @@ def buttons(state: ShopState, products: list[Product]) -> list[str]:
 
 
 def click(state: ShopState, button: str, products: list[Product]) -> ShopState:
-    """The state after clicking ``button`` (assumed to be on the page)."""
+    """The state after clicking ``button``, which must be one of the page's ``buttons``."""
+    if button not in buttons(state, products):
+        raise InvalidOptionError(f"No button {button!r} on the {state.page} page; its buttons "
+                                 f"are {buttons(state, products)}.")
     if button == "back to search":
         return ShopState()
     if state.page == "results":
@@ -86,7 +90,7 @@ def click(state: ShopState, button: str, products: list[Product]) -> ShopState:
             value = next(v for v in values if v.lower() == button)
             chosen = {**state.chosen(), name: value}
             return replace(state, options=tuple(sorted(chosen.items())))
-    raise ValueError(f"no transition for {button!r} on the {state.page} page")
+    return state  # "buy now" ends the episode in the env; the page itself stays
 
 
 def render(state: ShopState, products: list[Product], instruction: str,
