@@ -15,7 +15,7 @@ from typing import Any
 
 from agentgym.errors import RecordError
 
-SCHEMA_VERSION = 3  # 2: sampled token ids and log-probs; 3: native tool calls
+SCHEMA_VERSION = 4  # 2: sampled token ids and log-probs; 3: native tool calls; 4: window
 
 
 @dataclass
@@ -96,6 +96,8 @@ class Episode:
         metadata: Policy, model, sampling parameters, and anything a caller adds.
         tools: The tool schemas the policy was given as tools (native tool calling), which
             its chat template rendered; ``None`` when actions were text.
+        history_window: How many past replies the policy saw (``None``: all); tokenisation
+            gives each reply this same context (see :mod:`agentgym.chat`).
         episode_id: A unique id.
         schema_version: The record format version.
         created_at: Unix time the episode finished.
@@ -115,6 +117,7 @@ class Episode:
     error: dict[str, str] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     tools: list[dict] | None = None
+    history_window: int | None = None
     episode_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     schema_version: int = SCHEMA_VERSION
     created_at: float = field(default_factory=time.time)

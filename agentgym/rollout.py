@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from agentgym.chat import first_user_message, observation_message, reply_message, windowed
 from agentgym.core import AgentEnv
 from agentgym.errors import LifecycleError
 from agentgym.policies import Conversation, SeededPolicy, describe
@@ -41,53 +42,6 @@ if TYPE_CHECKING:
 
 TURN_INFO_KEYS = ("admissible_actions", "expert_action")
 """The step-info keys copied onto each :class:`Turn` record."""
-
-
-def first_user_message(instruction: str, observation: str) -> str:
-    """The opening user message: the task, then the first observation."""
-    if not instruction or instruction in observation:
-        return observation
-    return f"Task: {instruction}\n\n{observation}"
-
-
-def windowed(messages: list[dict[str, Any]], history_window: int | None
-             ) -> list[dict[str, Any]]:
-    """Keep the system prompt, the opening message, and the last ``history_window`` turns.
-
-    A kept turn is an assistant message and everything after it up to the next one (its
-    observation, or its tool results), so a tool result never loses the call it answers.
-    """
-    if history_window is None:
-        return list(messages)
-    head, rest = messages[:2], messages[2:]
-    starts = [i for i, m in enumerate(rest) if m["role"] == "assistant"]
-    if history_window == 0 or not starts:
-        return head
-    return head + rest[starts[-min(history_window, len(starts))]:]
-
-
-def observation_message(text: str, answers: str | None) -> dict[str, Any]:
-    """An observation as a chat message: a tool result answering call ``answers``, or user text."""
-    if answers is None:
-        return {"role": "user", "content": text}
-    return {"role": "tool", "tool_call_id": answers, "content": text}
-
-
-def reply_message(turn: Turn) -> list[dict[str, Any]]:
-    """The assistant message a turn's action was, or ``[]`` for a further call of one reply.
-
-    Tool calls are written as OpenAI chat messages carry them, their arguments as objects
-    (what chat templates render; a client sends them as JSON strings).
-    """
-    if turn.tool_calls is None and turn.tool_call_id is not None:
-        return []  # its call is listed on the turn whose reply made it
-    message: dict[str, Any] = {"role": "assistant", "content": turn.action}
-    if turn.tool_calls:
-        message["tool_calls"] = [
-            {"id": c["id"], "type": "function",
-             "function": {"name": c["name"], "arguments": c["arguments"]}}
-            for c in turn.tool_calls]
-    return [message]
 
 
 class EpisodeRecorder:
@@ -103,7 +57,8 @@ class EpisodeRecorder:
                  metadata: dict[str, Any]) -> None:
         self.encode, self.history_window = encode, history_window
         self.episode = Episode(env_id=env_id, task_id="", seed=seed, group_id=group_id,
-                               system_prompt=system_prompt, metadata=metadata)
+                               system_prompt=system_prompt, metadata=metadata,
+                               history_window=history_window)
         self.messages = [{"role": "system", "content": system_prompt}]
         self.observation, self.done = "", False
         self.info: dict[str, Any] = {}

@@ -81,7 +81,7 @@ def test_concatenated_mask_decodes_to_exactly_the_assistant_texts(mixed_group, t
         assert token_adv == (advantages[turn] if mask else 0.0)
     everything = tokenizer.decode(row.input_ids, skip_special_tokens=False)
     assert everything == tokenizer.apply_chat_template(
-        __import__("trainers.tokenize", fromlist=["x"]).episode_messages(episode), tokenize=False)
+        __import__("agentgym.chat", fromlist=["x"]).episode_messages(episode), tokenize=False)
     env_text = tokenizer.decode([i for i, m in zip(row.input_ids, row.loss_mask) if not m])
     assert episode.turns[1].observation in env_text
 

@@ -9,8 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 import agentgym
+from agentgym.chat import windowed
 from agentgym.policies import Conversation
-from agentgym.rollout import sampling_seed, windowed
+from agentgym.rollout import sampling_seed
 
 
 class ChatServer:

@@ -14,6 +14,7 @@ import re
 import pytest
 
 import agentgym
+from agentgym.chat import episode_messages
 from agentgym.hf_policy import TransformersPolicy
 from agentgym.policies import Conversation, Reply
 from agentgym.protocols import ToolCall, tool_calls_in
@@ -23,7 +24,7 @@ from tests.test_rollout import ChatServer
 from tests.test_viewer import replay
 from trainers.models import tiny_model
 from trainers.tiny import train_tokenizer
-from trainers.tokenize import episode_messages, tokenize_episode
+from trainers.tokenize import tokenize_episode
 
 FAMILIES = {
     "TextWorld-v0": {"preset": "easy", "protocol": "tools"},

@@ -224,3 +224,37 @@ def test_trained_ids_are_the_sampled_ids(world):
     assert generated == spelled + tokenizer(tokenizer.eos_token,
                                             add_special_tokens=False)["input_ids"]
     assert agentgym.Episode.from_json(json.dumps(expert.to_dict())).turns[0].token_ids == spelled
+
+
+def test_windowed_rollouts_train_on_the_context_the_policy_saw(world):
+    """The history window a rollout used is recorded, and each reply's row is tokenised
+    from exactly the messages the policy was shown."""
+    from trainers import TokenizationError, tokenize_episode
+
+    env, _, _, _, tokenizer = world
+    shown, expert = [], agentgym.ExpertPolicy()
+
+    def policy(conversation):  # looks around twice, then plays the walkthrough
+        shown.append(conversation.messages)
+        return conversation.encode("look") if conversation.turn < 2 else expert(conversation)
+
+    (episode,) = agentgym.rollout(env, policy, tasks=1, history_window=1, progress=False)
+    assert episode.num_turns >= 3 and episode.history_window == 1
+    assert agentgym.Episode.from_json(json.dumps(episode.to_dict())).history_window == 1
+    assert len(shown[2]) < len(shown[1]) + 2  # the window did hide the first reply
+    rows = tokenize_episode(episode, tokenizer, layout="per_turn")
+    assert len(rows) == episode.num_turns
+    for turn, (row, messages) in enumerate(zip(rows, shown, strict=True)):
+        prompt = [i for i, t in zip(row.input_ids, row.turn_ids, strict=True) if t < 0]
+        assert tokenizer.decode(prompt) == tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True)
+        assert set(row.turn_ids) == {-1, turn}
+    with pytest.raises(TokenizationError, match="history_window=1.*per_turn"):
+        tokenize_episode(episode, tokenizer)
+    trained = rows_for([episode], None, tokenizer, 4096)  # the trainer picks per-reply rows
+    assert [r.input_ids for r in trained] == [r.input_ids for r in rows]
+
+    episode.history_window = None  # the whole history: per-turn prompts are its prefixes
+    (whole,) = tokenize_episode(episode, tokenizer)
+    for row in tokenize_episode(episode, tokenizer, layout="per_turn"):
+        assert whole.input_ids[:len(row)] == row.input_ids

@@ -83,6 +83,10 @@ class SamplingConfig(Section):
     """Longest action."""
     stop: list[str] = []
     """Strings that end an action (e.g. ``</action>``); the text after them is dropped."""
+    history_window: int | None = Field(None, ge=0)
+    """How many past replies the policy sees (``None``: all). Training, SFT data and
+    evaluation use it alike; windowed episodes are trained one row per reply, each with the
+    context its reply was generated from."""
     engine: Literal["transformers", "vllm"] = "transformers"
     """Rollout engine: ``transformers`` (the training model itself) or ``vllm`` (vLLM's
     offline engine, given the trainer's weights after every update)."""

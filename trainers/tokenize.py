@@ -1,7 +1,7 @@
 """Multi-turn tokenisation: an episode becomes token ids, a loss mask and per-token advantages.
 
-The episode is rendered as chat messages (system; instruction and first observation; then
-assistant action / user observation turns) with the tokenizer's own chat template. The loss
+The episode is rendered as chat messages (built by :mod:`agentgym.chat`, as the rollout built
+them) with the tokenizer's own chat template. The loss
 mask is 1 exactly on what the model generated: each assistant message's text and its
 end-of-turn token (``<|im_end|>`` under ChatML); 0 on everything the environment or the
 template wrote. Per-turn advantages are broadcast to their turn's generated tokens.
@@ -14,7 +14,10 @@ trained on are the tokens sampled, even where re-encoding the text would give ot
 Two layouts:
 
 * ``"concatenated"``: one sequence per episode (meow-tea-taro's ``response_mask``);
-* ``"per_turn"``: one row per turn, the history so far as the prompt (verl-agent).
+* ``"per_turn"``: one row per reply, the context it was generated from as the prompt
+  (verl-agent). When the rollout used a history window (``Episode.history_window``), each
+  row's prompt is that reply's windowed context, so training sees what the policy saw; a
+  windowed episode cannot be one sequence, and ``"concatenated"`` refuses it.
 
 Truncation to ``max_length`` is explicit: ``truncation="error"`` (default) raises;
 ``"drop_turns"`` keeps whole turns that fit and lists the dropped ones in ``dropped_turns``,
@@ -28,9 +31,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from agentgym.chat import episode_messages, reply_contexts, reply_message, window_cut
 from agentgym.errors import AgentGymError
 from agentgym.records import Episode, Turn
-from agentgym.rollout import first_user_message, observation_message, reply_message
 
 
 class TokenizationError(AgentGymError, ValueError):
@@ -72,26 +75,6 @@ class TokenizedSequence:
 
     def __len__(self) -> int:
         return len(self.input_ids)
-
-
-def episode_messages(episode: Episode) -> list[dict[str, Any]]:
-    """The episode as the chat the policy saw (the final observation left out).
-
-    Tool calls and their results come as the rollout sent them: an assistant message with
-    ``tool_calls``, then one ``role: "tool"`` message per call.
-    """
-    messages = [{"role": "system", "content": episode.system_prompt}]
-    for turn in episode.turns:
-        if turn.index == 0:
-            messages.append({"role": "user", "content": first_user_message(
-                episode.instruction, turn.observation)})
-        else:
-            answered = episode.turns[turn.index - 1].tool_call_id
-            messages.append(observation_message(turn.observation, answered))
-        messages += reply_message(turn)
-    if not episode.system_prompt:
-        messages = messages[1:]
-    return messages
 
 
 @dataclass(frozen=True)
@@ -202,38 +185,61 @@ def tokenize_episode(
     if len(advantages) != episode.num_turns:
         raise TokenizationError(f"Episode {episode.episode_id} has {episode.num_turns} turns "
                                 f"but {len(advantages)} advantages.")
-    openers = [t.index for t in episode.turns if reply_message(t)]
-    bounds = list(zip(openers, [*openers[1:], episode.num_turns], strict=True))
-    parts: list[tuple[int | None, list[int], list[float], float]] = []
-    for piece in pieces(tokenizer, episode_messages(episode), episode.tools):
-        if piece.turn is None:
-            parts.append((None, *_piece_ids(tokenizer, piece, None), 0.0))
-            continue
-        first, stop = bounds[piece.turn]
-        advantage = sum(advantages[first:stop]) / (stop - first)
-        parts.append((first, *_piece_ids(tokenizer, piece, episode.turns[first]), advantage))
+    replies = _reply_spans(episode)
+    values = [sum(advantages[a:b]) / (b - a) for a, b in replies]
     if layout == "per_turn":
-        rows = _per_turn_rows(parts, episode.episode_id)
+        rows = [_reply_row(_parts(tokenizer, context, episode, replies, values, reply),
+                           episode.episode_id)
+                for reply, context in enumerate(reply_contexts(episode))]
     else:
+        if window_cut(episode):
+            raise TokenizationError(
+                f"Episode {episode.episode_id} was played with history_window="
+                f"{episode.history_window}, so its replies saw different contexts and no one "
+                "sequence shows each what it saw; use layout='per_turn'.")
         row = TokenizedSequence(episode_id=episode.episode_id)
-        for turn, ids, sampler, advantage in parts:
+        for turn, ids, sampler, advantage in _parts(tokenizer, episode_messages(episode),
+                                                    episode, replies, values,
+                                                    len(replies) - 1):
             row.extend(ids, turn, advantage, sampler)
         rows = [row]
     return _fit(rows, max_length, truncation, episode)
 
 
-def _per_turn_rows(parts, episode_id: str) -> list[TokenizedSequence]:
-    rows, history = [], []
-    for turn, ids, sampler, advantage in parts:
-        if turn is None:
-            history += ids
+_Part = tuple[int | None, list[int], list[float], float]  # (turn, ids, sampler log-probs, adv)
+
+
+def _reply_spans(episode: Episode) -> list[tuple[int, int]]:
+    """Per reply, its turns ``[first, stop)`` (a reply's tool calls run as several turns)."""
+    openers = [t.index for t in episode.turns if reply_message(t)]
+    return list(zip(openers, [*openers[1:], episode.num_turns], strict=True))
+
+
+def _parts(tokenizer: Any, messages: list[dict[str, Any]], episode: Episode,
+           replies: list[tuple[int, int]], values: list[float], last_reply: int) -> list[_Part]:
+    """The chat's pieces as token ids; ``last_reply``: the number of the chat's last reply."""
+    chunks = pieces(tokenizer, messages, episode.tools)
+    first_reply = last_reply - sum(c.turn is not None for c in chunks) + 1
+    parts: list[_Part] = []
+    for piece in chunks:
+        if piece.turn is None:
+            parts.append((None, *_piece_ids(tokenizer, piece, None), 0.0))
             continue
-        row = TokenizedSequence(episode_id=episode_id)
-        row.extend(list(history), None)
-        row.extend(ids, turn, advantage, sampler)
-        rows.append(row)
-        history += ids
-    return rows
+        reply = first_reply + piece.turn
+        first = replies[reply][0]
+        parts.append((first, *_piece_ids(tokenizer, piece, episode.turns[first]), values[reply]))
+    return parts
+
+
+def _reply_row(parts: list[_Part], episode_id: str) -> TokenizedSequence:
+    """The chat's last reply trained on, everything before it as its prompt."""
+    last = max(i for i, part in enumerate(parts) if part[0] is not None)
+    row = TokenizedSequence(episode_id=episode_id)
+    for _, ids, _, _ in parts[:last]:
+        row.extend(ids, None)
+    turn, ids, sampler, advantage = parts[last]
+    row.extend(ids, turn, advantage, sampler)
+    return row
 
 
 def _fit(rows: list[TokenizedSequence], max_length: int | None, truncation: str,

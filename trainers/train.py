@@ -58,8 +58,11 @@ def rows_for(episodes: list[Episode], advantages: list[Any] | None, tokenizer: A
         if not episode.turns:
             continue
         values = list(map(float, advantages[n])) if advantages is not None else None
-        rows += tokenize_episode(episode, tokenizer, values, max_length=max_length,
-                                 truncation="drop_turns")
+        # a windowed policy saw a different context per reply: one row per reply then
+        windowed = episode.history_window is not None
+        rows += tokenize_episode(episode, tokenizer, values,
+                                 layout="per_turn" if windowed else "concatenated",
+                                 max_length=max_length, truncation="drop_turns")
     return rows
 
 
@@ -75,7 +78,8 @@ def evaluate(envs: list[Any], model: Any, tokenizer: Any, config: TrainConfig,
     if not config.eval.tasks:
         return {}
     episodes = agentgym.rollout(envs, policy, tasks=config.eval.tasks, seed=config.seed,
-                                split=config.env.test_split, progress=progress)
+                                split=config.env.test_split, progress=progress,
+                                history_window=config.sampling.history_window)
     stats = summarize(episodes)
     return {"eval/success_rate": stats["success_rate"], "eval/mean_return": stats["mean_return"],
             "eval/invalid_rate": stats["invalid_rate"]}
@@ -180,7 +184,8 @@ def _warm_up(learner: Any, envs: list[Any], config: TrainConfig, phases: Phases,
     with phases.timed("SFT data: expert episodes") as done:
         experts = agentgym.rollout(envs[0], agentgym.ExpertPolicy(), tasks=config.sft.episodes,
                                    seed=config.seed, split=config.env.train_split,
-                                   progress=phases.show)
+                                   progress=phases.show,
+                                   history_window=config.sampling.history_window)
         rows = rows_for(experts, None, learner.tokenizer, config.rl.max_length)
         done(f"{len(experts)} episodes, {len(rows)} token rows")
     for group in learner.optimizer.param_groups:
@@ -205,6 +210,7 @@ def _update(update: int, envs: list[Any], policy: Any, learner: Any, spec: Any, 
                                 group_size=config.rl.group_size,
                                 seed=_rl_task_seed(config, update),
                                 split=config.env.train_split,
+                                history_window=config.sampling.history_window,
                                 progress=False)
     rollout_seconds = time.perf_counter() - started
     batch = Batch.from_episodes(episodes, rewards=spec)
