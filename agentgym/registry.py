@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
@@ -25,17 +26,35 @@ _DEFAULT = object()  # make(): the env class's own step_timeout
 
 @dataclass(frozen=True)
 class EnvSpec:
-    """How to build one registered env."""
+    """How to build one registered env, and how the replay viewer shows its observations.
+
+    Attributes:
+        id: The env id, e.g. ``"Search-v0"``.
+        entry_point: ``"module:Class"`` (or a factory) that builds the env.
+        description: One line for ``agentgym list``.
+        kwargs: Constructor defaults.
+        renderer: ``"module:function"`` taking ``(observation_text, reference)`` and returning
+            a rich renderable, for ``agentgym replay`` and the viewer; ``None``: plain text.
+    """
 
     id: str
     entry_point: str
     description: str = ""
     kwargs: dict[str, Any] = field(default_factory=dict)
+    renderer: str | None = None
 
     def load(self) -> type:
         """Import and return the env class (or factory)."""
-        module_name, _, attr = self.entry_point.partition(":")
-        return getattr(importlib.import_module(module_name), attr)
+        return _import(self.entry_point)
+
+    def load_renderer(self) -> Callable[[str, dict[str, Any]], Any] | None:
+        """Import and return the observation renderer, if the family has one."""
+        return _import(self.renderer) if self.renderer else None
+
+
+def _import(target: str) -> Any:
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
 
 
 _REGISTRY: dict[str, EnvSpec] = {}
@@ -64,11 +83,13 @@ BUILTIN = [
         "Search-v0",
         "environments.search:SearchEnv",
         "Search-R1-style retrieval QA over a generated fictional encyclopedia (BM25, offline).",
+        renderer="environments.search.render:observation",
     ),
     EnvSpec(
         "WebShop-v0",
         "environments.webshop:WebShopEnv",
         "WebShop: search, browse and buy from a generated catalog, scored by WebShop's reward.",
+        renderer="environments.webshop.render:observation",
     ),
 ]
 

@@ -1,14 +1,16 @@
 """Rich rendering of recorded episodes, shared by ``agentgym replay --print`` and the viewer.
 
-Rendering is family-aware: search turns show the retrieved documents one line each with the
-gold answer highlighted, shop turns show the page one element per line with the chosen
-options marked, tool calls show shell commands with their exit codes and file edits as
-diffs. Everything else is shown as text.
+Observations are shown by their env family's renderer, which the family registers through
+its :class:`~agentgym.registry.EnvSpec` (Search: retrieved documents one line each with the
+gold answer highlighted; WebShop: the page one element per line with the chosen options
+marked); tool calls show shell commands with their exit codes and file edits as diffs.
+Everything else is shown as text.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -30,47 +32,29 @@ def advantage_style(value: float) -> str:
     return f"bold {colour}" if abs(value) >= 0.5 else colour
 
 
-# ---------------------------------------------------------------- observations by family
-def _search_observation(text: str, reference: dict[str, Any]) -> Any:
-    from rich.text import Text
-
-    block = re.search(r"<information>(.*)</information>", text, re.DOTALL)
-    if not block:
-        return Text(text)
-    out = Text()
-    for doc in re.split(r"\n(?=Doc \d+\()", block.group(1).strip()):
-        line = doc if len(doc) <= 160 else doc[:157] + "..."
-        out.append(line + "\n", style="cyan")
-    for answer in reference.get("answers", []):
-        out.highlight_words([answer], style="bold black on yellow", case_sensitive=False)
-    return out
-
-
-def _shop_observation(text: str, reference: dict[str, Any]) -> Any:
-    from rich.text import Text
-
-    out = Text()
-    for part in text.split(" [SEP] ") if " [SEP] " in text else text.splitlines():
-        style = "bold green" if "(selected)" in part else (
-            "bold yellow" if part.strip().upper() == str(reference.get("asin", "")).upper()
-            else "")
-        out.append(part + "\n", style=style)
-    return out
-
-
-OBSERVATION_RENDERERS: dict[str, Callable[[str, dict[str, Any]], Any]] = {
-    "Search": _search_observation,
-    "WebShop": _shop_observation,
-}
-
-
+# ---------------------------------------------------------------- observations
 def observation_renderable(episode: Episode, text: str) -> Any:
-    """The observation, rendered for the episode's env family."""
+    """The observation, rendered by its env family's renderer (``EnvSpec.renderer``) or as text.
+
+    Episodes of an env that is not registered here, or whose renderer fails to import, are
+    shown as plain text: a replay never fails for want of a pretty view.
+    """
     from rich.text import Text
 
-    family = episode.env_id.split("-")[0].removeprefix("remote:")
-    render = OBSERVATION_RENDERERS.get(family)
+    render = _renderer(episode.env_id)
     return render(text, episode.metadata.get("reference", {})) if render else Text(text)
+
+
+@functools.cache
+def _renderer(env_id: str) -> Callable[[str, dict[str, Any]], Any] | None:
+    from agentgym.errors import AgentGymError
+    from agentgym.registry import spec
+
+    served = env_id.removeprefix("remote:").rpartition("/")[2]  # remote:http://h:p/<id>
+    try:
+        return spec(served).load_renderer()
+    except (AgentGymError, ImportError, AttributeError):
+        return None
 
 
 # ---------------------------------------------------------------- actions

@@ -198,3 +198,41 @@ def test_tool_calls_render_as_commands_and_diffs():
     text = console.export_text()
     assert "$ pytest -q   (exit 1)" in text
     assert "-return a - b" in text and "+return a + b" in text and "+++ b/calc.py" in text
+
+
+def shouted(text, reference):  # a custom family's renderer, registered below
+    from rich.text import Text
+
+    return Text(text.upper() + f" [{reference.get('answer', '?')}]")
+
+
+def test_renderers_come_from_each_familys_env_spec(monkeypatch):
+    from rich.console import Console
+
+    from agentgym import registry
+    from agentgym.records import Episode, Turn
+    from agentgym.registry import EnvSpec
+    from agentgym.replay import observation_renderable
+
+    def register(spec: EnvSpec) -> None:  # for this test only
+        monkeypatch.setitem(registry._REGISTRY, spec.id, spec)
+
+    def shown(env_id: str, text: str) -> str:
+        episode = Episode(env_id=env_id, task_id="t", metadata={"reference": {"answer": "7"}},
+                          turns=[Turn(index=0, observation=text, action="a")])
+        console = Console(width=200, record=True)
+        console.print(observation_renderable(episode, text))
+        return console.export_text().strip()
+
+    register(EnvSpec("Shout-v0", "tests.fault_envs:FaultyTextWorld",
+                     renderer=f"{__name__}:shouted"))
+    assert shown("Shout-v0", "quiet") == "QUIET [7]"
+    assert shown("remote:http://127.0.0.1:1/Shout-v0", "quiet") == "QUIET [7]"
+    page = "Back to Search [SEP] size [SEP] small (selected) [SEP] large"
+    assert shown("WebShop-v0", page).splitlines() == ["Back to Search", "size",
+                                                       "small (selected)", "large"]
+    assert shown("Unknown-v9", page) == page  # no renderer: the text as it is
+    register(EnvSpec("Broken-v0", "tests.fault_envs:FaultyTextWorld", renderer="nowhere:render"))
+    assert shown("Broken-v0", "quiet") == "quiet"  # a renderer that cannot load: text
+    source = Path(agentgym.replay.__file__).read_text()
+    assert "Search" not in source.split('"""', 2)[2] and "WebShop" not in source.split('"""', 2)[2]
