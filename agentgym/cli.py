@@ -379,7 +379,7 @@ def cmd_swe_tasks(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from environments.swe.sandbox import make_sandbox
+    from environments.swe.backends import make_sandbox
     from environments.swe.tasks import ensure_task_set, sandbox_runner
 
     def runner():  # noqa: ANN202

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from typing import Any, SupportsFloat
 
+import gymnasium
+
 from agentgym import errors
 from agentgym.core import AgentEnv, EnvState, Task
 from agentgym.errors import AgentGymError, InvalidOptionError
@@ -105,6 +107,9 @@ class RemoteEnv(AgentEnv):
               ) -> tuple[str, dict[str, Any]]:
         """Reset the remote env (same contract as :meth:`AgentEnv.reset`)."""
         self._ensure_open()
+        # the task is chosen by the server's generator; this one is seeded too, as Gymnasium
+        # promises ``env.np_random`` after ``reset(seed=...)``
+        gymnasium.Env.reset(self, seed=seed)
         result = self.request("POST", "reset", {"seed": seed, "options": options})
         self.state, self.turn = EnvState.RUNNING, 0
         self.task_id = result["info"].get("task_id")

@@ -102,7 +102,7 @@ def test_grading_refuses_a_path_outside_the_tree(tmp_path: Path) -> None:
 
 
 def test_sandbox_run_before_start_is_a_sandbox_error() -> None:
-    from environments.swe.sandbox import LocalSandbox
+    from environments.swe.sandbox_host import LocalSandbox
 
     with pytest.raises(SandboxError, match=r"run\(\) before start\(\)"):
         LocalSandbox().run("true")

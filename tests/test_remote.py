@@ -1,3 +1,4 @@
+import dataclasses
 import os
 import socket
 import subprocess
@@ -9,7 +10,7 @@ import pytest
 
 import agentgym
 from agentgym.errors import EpisodeOver, InvalidOptionError, TaskNotFoundError
-from agentgym.remote import RemoteEnv
+from agentgym.remote import RemoteEnv, RemoteError
 
 
 def free_port():
@@ -120,3 +121,30 @@ def test_abandoned_sessions_are_reaped_and_memory_returns():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_remote_env_keeps_the_gymnasium_contract(server):
+    from gymnasium.utils.env_checker import check_env
+
+    with agentgym.make(f"remote:{server}/TextWorld-v0") as remote, \
+            agentgym.make("TextWorld-v0", preset="easy") as local:
+        check_env(remote)
+        remote.reset(seed=2)
+        local.reset(seed=2)
+        # the server's file paths mean nothing to the client: everything but ``source`` matches
+        assert remote.task == dataclasses.replace(local.task, source=None)
+        assert remote.task.id.startswith("easy/")
+
+
+def test_http_api_is_described_by_openapi(server):
+    schema = httpx.get(f"{server}/openapi.json").json()
+    assert {"/health", "/sessions", "/sessions/{sid}/reset",
+            "/sessions/{sid}/step"} <= set(schema["paths"])
+    docs = httpx.get(f"{server}/docs")
+    assert docs.status_code == 200 and "openapi.json" in docs.text
+
+
+def test_connection_errors_name_the_url():
+    url = f"http://127.0.0.1:{free_port()}/TextWorld-v0"
+    with pytest.raises(RemoteError, match=f"Cannot reach the env server at {url}"):
+        RemoteEnv(url, timeout=2)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -14,13 +16,11 @@ import pytest
 import agentgym
 from agentgym.errors import InvalidOptionError
 from agentgym.protocols import ToolCall
-from environments.swe.sandbox import (
-    SANDBOX_UID,
-    Limits,
-    bwrap_available,
-    docker_available,
-    make_sandbox,
-)
+from environments.swe.backends import make_sandbox
+from environments.swe.docker_engine import docker_available
+from environments.swe.orphans import episode_root
+from environments.swe.sandbox import SANDBOX_UID, Limits
+from environments.swe.sandbox_host import bwrap_available
 from environments.swe.tasks import load_instances
 
 ISOLATED = ("docker", "bwrap")
@@ -224,11 +224,32 @@ def test_choosing_a_sandbox():
     with pytest.raises(InvalidOptionError, match="Sandboxes: auto, docker, bwrap, local"):
         make_sandbox("vm")
     env = dict(os.environ, PATH="/nonexistent")
-    script = ("from environments.swe.sandbox import make_sandbox\n"
+    script = ("from environments.swe.backends import make_sandbox\n"
               "try:\n    make_sandbox('auto')\nexcept Exception as e:\n    print(e)")
     out = subprocess.run([os.sys.executable, "-c", script], env=env, capture_output=True,
                          text=True, cwd=Path(__file__).parent.parent).stdout
     assert "docker" in out and "bubblewrap" in out and "allow_unsandboxed" in out
+
+
+def test_every_backend_takes_the_same_start():
+    """One contract: start(workspace, image=None, mount=...); an image only where it can run."""
+    root = episode_root()  # reachable by the sandbox user, as the env's workspaces are
+    workspace = root / "ws"
+    workspace.mkdir(mode=0o755)
+    (workspace / "marker").write_text("here")
+    bwrap = make_sandbox("bwrap")
+    try:
+        bwrap.start(workspace, mount="/testbed")
+        result = bwrap.run("pwd; cat marker")
+        assert result.output.split() == ["/testbed", "here"], result.output
+        with pytest.raises(InvalidOptionError, match="sandbox='docker'"):
+            bwrap.start(workspace, image="swebench/sweb.eval.x86_64.octo__lib-1")
+    finally:
+        bwrap.close()
+        shutil.rmtree(root)
+    images = ast.parse((Path(__file__).parent.parent / "environments/swe/images.py").read_text())
+    imported = {node.module for node in ast.walk(images) if isinstance(node, ast.ImportFrom)}
+    assert not any("sandbox" in (name or "") for name in imported), imported  # no circle
 
 
 def test_swe_bench_records_load(tmp_path):
@@ -299,8 +320,8 @@ def expert_episode(env, task_id):
 
 def test_swe_bench_instances_run_in_their_own_image(tmp_path):
     """A stand-in for a SWE-bench image: the base image with a buggy project at /testbed."""
+    from environments.swe.docker_engine import docker
     from environments.swe.images import ensure_base_image
-    from environments.swe.sandbox import docker
 
     with make("bwrap") as synthesized:
         task = synthesized.unwrapped.tasks[0]
@@ -348,7 +369,7 @@ def test_containers_of_a_killed_process_are_reaped():
     assert killed.returncode == -9
     name = killed.stdout.split()[-1]
     assert name.startswith("agentgym-swe-") and containers()  # left behind by the SIGKILL
-    from environments.swe.sandbox import reap_orphaned_containers
+    from environments.swe.sandbox_docker import reap_orphaned_containers
 
     assert reap_orphaned_containers()
     assert containers() == []

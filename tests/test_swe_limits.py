@@ -19,7 +19,8 @@ import pytest
 
 import agentgym
 from agentgym.protocols import ToolCall
-from environments.swe.sandbox import BwrapSandbox, Limits
+from environments.swe.sandbox import Limits
+from environments.swe.sandbox_host import BwrapSandbox
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="CI runs as root; cgroups need it")
 

@@ -12,7 +12,8 @@ from agentgym.core import AgentEnv, Transition
 from agentgym.errors import InvalidOptionError, TaskNotFoundError
 from agentgym.protocols import ToolCall
 from environments.swe import grading, orphans, patches, workspace
-from environments.swe.sandbox import WORKDIR, Limits, make_sandbox
+from environments.swe.backends import make_sandbox
+from environments.swe.sandbox import WORKDIR, Limits
 from environments.swe.tasks import (
     EMBEDDED,
     SWETask,

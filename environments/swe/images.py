@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from agentgym.errors import MissingDependencyError
+from environments.swe.docker_engine import docker
 
 PACKAGES = ("python3", "python3-pytest")
 _DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -30,8 +31,6 @@ def base_image_tag() -> str:
 
 def ensure_base_image() -> str:
     """The base image's tag, building it first if this engine does not have it."""
-    from environments.swe.sandbox import docker
-
     tag = base_image_tag()
     inspected = subprocess.run(["docker", "image", "inspect", tag], capture_output=True)
     if inspected.returncode == 0:

@@ -313,7 +313,7 @@ def ensure_task_set(sources: list[str], per_source: int, runner_factory: Callabl
 # ---------------------------------------------------------------------------- SWE-bench
 def materialize(task: SWETask, repo_path: str = "/testbed") -> SWETask:
     """Export an instance's repository from its image once (cached), so workspaces can link it."""
-    from environments.swe.sandbox import docker
+    from environments.swe.docker_engine import docker
 
     safe = re.sub(r"[^\w.-]+", "_", task.instance_id)
     digest = hashlib.sha1(f"{task.image}|{repo_path}".encode()).hexdigest()[:8]
