@@ -111,7 +111,7 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
     description: ClassVar[str] = ""
     turn_channels: ClassVar[tuple[str, ...]] = ("format",)
     """Names of the reward channels recorded on every turn (``format`` always among them)."""
-    outcome_channels: ClassVar[tuple[str, ...]] = ("success",)
+    outcome_channels: tuple[str, ...] = ("success",)  # an instance may add its own
     """Names of the outcome channels recorded when the episode ends."""
     success_channel: ClassVar[str] = "success"
     """The outcome channel that says the episode succeeded (1.0)."""
@@ -350,7 +350,7 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
         """Forget an engine whose step hung (without waiting on it); reset makes a new one."""
 
     # ------------------------------------------------------------------ helpers for hooks
-    splits: ClassVar[tuple[str, ...]] = ("train", "test")
+    splits: tuple[str, ...] = ("train", "test")  # an instance may serve other splits
 
     def task_index(self, count: int) -> int:
         """The task a reset without ``task_id`` plays: ``seed % count``, else a random one."""

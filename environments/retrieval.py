@@ -189,8 +189,8 @@ class HybridIndex:
         depth: How many results of each are fused.
     """
 
-    def __init__(self, sparse: BM25Index, dense: DenseIndex, depth: int = 50) -> None:
-        self.sparse, self.dense, self.depth, self.docs = sparse, dense, depth, sparse.docs
+    def __init__(self, sparse: Retriever, dense: Retriever, depth: int = 50) -> None:
+        self.sparse, self.dense, self.depth = sparse, dense, depth
 
     def search_many(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
         """The top ``k`` of each query after fusing both rankings."""

@@ -81,8 +81,8 @@ class ALFWorldEnv(AgentEnv):
         "'look' or 'inventory'. Complete the task you are given."
     )
     turn_channels = ("progress", "format", "invalid")
-    outcome_channels = ("success",)
-    splits = GENERATED_SPLITS
+    outcome_channels: tuple[str, ...] = ("success",)
+    splits: tuple[str, ...] = GENERATED_SPLITS
 
     def __init__(
         self,

@@ -145,7 +145,7 @@ class SearchEnv(AgentEnv):
     env_id = "Search-v0"
     description = "You answer questions about a fictional world by searching an encyclopedia."
     turn_channels = ("format", "retrieval_hit", "new_evidence")
-    outcome_channels = ("em", "f1", "success")
+    outcome_channels: tuple[str, ...] = ("em", "f1", "success")
 
     def __init__(
         self,
