@@ -31,7 +31,9 @@ Messages say what was expected, what came, and how to fix it.
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Iterable
+from typing import Any
 
 
 class AgentGymError(Exception):
@@ -92,6 +94,18 @@ class MissingDependencyError(AgentGymError, ImportError):
         super().__init__(f"This needs {subject}, which is not available here."
                          + (f" Install it with: {ways}." if ways else "")
                          + (f" {hint}" if hint else ""))
+
+
+def require(module: str, extra: str, package: str | None = None) -> Any:
+    """Import ``module``, or raise :class:`MissingDependencyError` naming ``extra``.
+
+    ``package`` is the name to show when it is not the module's (``docker`` is "the Docker
+    SDK for Python").
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(package or module, extra) from exc
 
 
 class PolicyError(AgentGymError):

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from agentgym.errors import InvalidOptionError, MissingDependencyError
+from agentgym.errors import InvalidOptionError, MissingDependencyError, require
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,7 @@ class Retriever(Protocol):
 
 
 def _bm25s() -> Any:
-    try:
-        import bm25s
-    except ImportError as exc:
-        raise MissingDependencyError("bm25s", "search") from exc
-    return bm25s
+    return require("bm25s", "search")
 
 
 class BM25Index:

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -18,10 +19,11 @@ from agentgym.errors import InvalidOptionError
 from agentgym.protocols import ToolCall
 from environments.swe.backends import make_sandbox
 from environments.swe.docker_engine import docker_available
-from environments.swe.orphans import episode_root
+from environments.swe.orphans import episode_root, reap_episode_roots
 from environments.swe.sandbox import SANDBOX_UID, Limits
 from environments.swe.sandbox_host import bwrap_available
 from environments.swe.tasks import load_instances
+from environments.swe.workspace import is_mount_point
 
 ISOLATED = ("docker", "bwrap")
 LIMITS = Limits(timeout_s=5, memory_mb=512, pids=64, output_bytes=2_000_000)
@@ -89,8 +91,10 @@ def sandbox_processes(grace: float = 5.0) -> list[str]:
 
 
 def containers() -> list[str]:
-    return subprocess.run(["docker", "ps", "-aq", "--filter", "label=agentgym.swe"],
-                          capture_output=True, text=True).stdout.split()
+    from environments.swe.docker_engine import engine
+
+    return [c["Id"] for c in engine().api.containers(all=True,
+                                                      filters={"label": "agentgym.swe"})]
 
 
 @pytest.mark.parametrize("sandbox", ISOLATED)
@@ -223,7 +227,7 @@ def test_choosing_a_sandbox():
         make_sandbox("local")
     with pytest.raises(InvalidOptionError, match="Sandboxes: auto, docker, bwrap, local"):
         make_sandbox("vm")
-    env = dict(os.environ, PATH="/nonexistent")
+    env = dict(os.environ, PATH="/nonexistent", DOCKER_HOST="unix:///nonexistent/docker.sock")
     script = ("from environments.swe.backends import make_sandbox\n"
               "try:\n    make_sandbox('auto')\nexcept Exception as e:\n    print(e)")
     out = subprocess.run([os.sys.executable, "-c", script], env=env, capture_output=True,
@@ -320,7 +324,7 @@ def expert_episode(env, task_id):
 
 def test_swe_bench_instances_run_in_their_own_image(tmp_path):
     """A stand-in for a SWE-bench image: the base image with a buggy project at /testbed."""
-    from environments.swe.docker_engine import docker
+    from environments.swe.docker_engine import engine
     from environments.swe.images import ensure_base_image
 
     with make("bwrap") as synthesized:
@@ -330,7 +334,7 @@ def test_swe_bench_instances_run_in_their_own_image(tmp_path):
     subprocess.run(["cp", "-r", f"{task.repo_dir}/.", str(context / "testbed")], check=True)
     (context / "Dockerfile").write_text(f"FROM {ensure_base_image()}\nCOPY testbed /testbed\n")
     image = f"agentgym-test-instance:{uuid.uuid4().hex[:8]}"
-    docker("build", "-q", "-t", image, str(context), timeout=600)
+    engine().client.images.build(path=str(context), tag=image, rm=True)
     added = "tests/test_added.py"
     test_patch = (f"--- /dev/null\n+++ b/{added}\n@@ -0,0 +1,2 @@\n+def test_added():\n"
                   "+    assert True\n")
@@ -354,7 +358,7 @@ def test_swe_bench_instances_run_in_their_own_image(tmp_path):
             *_, info = env.step(call("submit"))
             assert info["outcome_channels"]["resolved"] == 0.0
     finally:
-        docker("rmi", "-f", image, check=False)
+        engine().client.images.remove(image, force=True)
     assert containers() == []
 
 
@@ -362,17 +366,23 @@ def test_containers_of_a_killed_process_are_reaped():
     script = ("import os, signal, agentgym\n"
               "env = agentgym.make('SWE-v0', sandbox='docker', tasks_per_source=2)\n"
               "env.reset(seed=0)\n"
-              "print(env.unwrapped.sandbox.container, flush=True)\n"
+              "time.sleep(2)  # the warm pool starts its containers\n"
+              "print(os.getpid(), env.unwrapped.sandbox.container.id, flush=True)\n"
               "os.kill(os.getpid(), signal.SIGKILL)\n")
-    killed = subprocess.run([os.sys.executable, "-c", script], capture_output=True, text=True,
-                            cwd=Path(__file__).parent.parent, timeout=300)
+    killed = subprocess.run([os.sys.executable, "-c", f"import time\n{script}"],
+                            capture_output=True, text=True, cwd=Path(__file__).parent.parent,
+                            timeout=300)
     assert killed.returncode == -9
-    name = killed.stdout.split()[-1]
-    assert name.startswith("agentgym-swe-") and containers()  # left behind by the SIGKILL
+    pid, container = killed.stdout.split()[-2:]
+    assert container in containers() and len(containers()) >= 2  # the warm ones too
+    left = list(Path(tempfile.gettempdir()).glob(f"agentgym-swe-{pid}-*"))
+    assert left and any(is_mount_point(f) for f in left)  # the warm containers' slots
     from environments.swe.sandbox_docker import reap_orphaned_containers
 
-    assert reap_orphaned_containers()
+    assert container in reap_orphaned_containers()
     assert containers() == []
+    reap_episode_roots()
+    assert not any(f.exists() for f in left)
 
 
 def test_each_mutation_operator_rewrites_one_site():

@@ -138,9 +138,11 @@ def test_what_a_killed_process_left_behind_is_reaped():
               "print(env.unwrapped._root, env.unwrapped.sandbox._cgroup.folders[0], flush=True)\n"
               "sys.stdin.read()\n")
     child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              cwd=Path(__file__).parent.parent)
-    root, cgroup = (Path(p) for p in child.stdout.readline().split())
+    line = child.stdout.readline()
+    assert line, child.stderr.read()[-3000:]
+    root, cgroup = (Path(p) for p in line.split())
     assert root.is_dir() and os.path.ismount(root / "workspace") and cgroup.is_dir()
     child.kill()
     child.wait()

@@ -13,13 +13,17 @@ SANDBOXES = ("auto", "docker", "bwrap", "local")
 
 
 def make_sandbox(kind: str = "auto", *, allow_unsandboxed: bool = False,
-                 limits: Limits | None = None, quiet: bool = False) -> Sandbox:
-    """The sandbox ``kind`` names; ``auto`` takes docker, else bwrap, and says which."""
+                 limits: Limits | None = None, quiet: bool = False, warm: int = 0,
+                 docker_host: str | None = None) -> Sandbox:
+    """The sandbox ``kind`` names; ``auto`` takes docker, else bwrap, and says which.
+
+    ``warm`` and ``docker_host`` configure the docker sandbox (see ``DockerSandbox``).
+    """
     if kind not in SANDBOXES:
         raise InvalidOptionError(f"Unknown sandbox {kind!r}. Sandboxes: {', '.join(SANDBOXES)}."
                                  f"{did_you_mean(kind, SANDBOXES)}")
     if kind == "auto":
-        kind = "docker" if docker_available() else "bwrap" if bwrap_available() else ""
+        kind = "docker" if docker_available(docker_host) else "bwrap" if bwrap_available() else ""
         if not kind:
             raise MissingDependencyError(
                 "a sandbox (a running docker engine or bubblewrap)", apt="bubblewrap",
@@ -39,5 +43,5 @@ def make_sandbox(kind: str = "auto", *, allow_unsandboxed: bool = False,
     if kind == "docker":
         from environments.swe.sandbox_docker import DockerSandbox  # builds images: on demand
 
-        return DockerSandbox(limits)
+        return DockerSandbox(limits, warm=warm, docker_host=docker_host)
     return BwrapSandbox(limits)

@@ -58,6 +58,9 @@ class SWEEnv(AgentEnv):
             ``"bwrap"`` or ``"local"``.
         allow_unsandboxed: Required for ``sandbox="local"`` (no isolation).
         limits: Per-command limits (memory, processes, time, output).
+        warm_containers: Docker: started, idle containers kept per image so a reset takes
+            one instead of starting one (needs root to bind the workspace in; 0: off).
+        docker_host: Docker: the engine to use (default: ``DOCKER_HOST``).
         split: ``"train"`` or ``"test"``.
         leak_test_names: Name the failing tests in the problem statement.
         seed: Which mutations are drawn.
@@ -92,6 +95,8 @@ class SWEEnv(AgentEnv):
         sandbox: str = "auto",
         allow_unsandboxed: bool = False,
         limits: Limits | None = None,
+        warm_containers: int = 2,
+        docker_host: str | None = None,
         split: str = "train",
         leak_test_names: bool = False,
         seed: int = 0,
@@ -109,8 +114,11 @@ class SWEEnv(AgentEnv):
         if tasks_per_source < 1:
             raise InvalidOptionError(f"tasks_per_source must be >= 1, got {tasks_per_source}.")
         self.split = self.check_split(split)
-        self.sandbox = make_sandbox(sandbox, allow_unsandboxed=allow_unsandboxed, limits=limits)
-        self.test_timeout = test_timeout
+        if warm_containers < 0:
+            raise InvalidOptionError(f"warm_containers must be >= 0, got {warm_containers}.")
+        self.sandbox = make_sandbox(sandbox, allow_unsandboxed=allow_unsandboxed, limits=limits,
+                                    warm=warm_containers, docker_host=docker_host)
+        self.test_timeout, self.docker_host = test_timeout, docker_host
         self.repo_path, self.test_python, self.test_args = repo_path, test_python, test_args
         if instances is not None:
             if self.sandbox.kind != "docker":
@@ -122,7 +130,8 @@ class SWEEnv(AgentEnv):
             self.tasks = ensure_task_set(
                 list(sources or EMBEDDED), tasks_per_source,
                 lambda: sandbox_runner(make_sandbox(kind, allow_unsandboxed=allow,
-                                                    limits=limits, quiet=True),
+                                                    limits=limits, quiet=True,
+                                                    docker_host=docker_host),
                                        timeout=test_timeout),
                 seed=seed, leak_test_names=leak_test_names)
         orphans.reap_episode_roots()
@@ -160,10 +169,11 @@ class SWEEnv(AgentEnv):
         self._outcome_cache, self._submitted = None, False
         where = WORKDIR
         if task.image:  # a SWE-bench instance: its own image, its repository where it was
-            materialize(task, self.repo_path)
+            materialize(task, self.repo_path, self.docker_host)
             where = self.repo_path
         self._fresh_folder(self._workspace)
         workspace.link_copy(task.repo_dir, self._workspace, self.sandbox.owner())
+        self._fingerprinter().adopt(self._workspace)  # a copy: nothing in it needs hashing
         self._start_sandbox(self._workspace)
         observation = (f"{task.problem_statement}\n\nThe repository is your working "
                        f"directory ({where}). Its tests run with `python3 -m pytest`.")
@@ -172,7 +182,7 @@ class SWEEnv(AgentEnv):
     def _fresh_folder(self, folder: Path) -> None:
         """An empty folder for a copy of the task's repository, under a disk quota if we can."""
         assert self._task is not None
-        self.sandbox.close()  # nothing may run in a folder while it is replaced
+        self.sandbox.detach()  # nothing may run in a folder while it is replaced
         size = workspace.tree_mb(self._task.repo_dir) + self.sandbox.limits.disk_mb
         self.quota_problem = workspace.mount_quota(folder, size)
 
@@ -213,10 +223,13 @@ class SWEEnv(AgentEnv):
         return self._task.problem_statement
 
     def _state_key(self) -> str:
+        return self._fingerprinter()(self._workspace)
+
+    def _fingerprinter(self) -> workspace.Fingerprint:
         assert self._task is not None
         if self._fingerprint is None or self._fingerprint.repo != self._task.repo_dir:
             self._fingerprint = workspace.Fingerprint(self._task.repo_dir)
-        return self._fingerprint(self._workspace)
+        return self._fingerprint
 
     def _outcome(self) -> dict[str, float]:
         if self._outcome_cache is None:
@@ -289,7 +302,7 @@ class SWEEnv(AgentEnv):
     def _release(self) -> None:
         self.sandbox.close()
         for folder in (self._workspace, self._root / "graded"):
-            workspace.unmount_quota(folder)
+            workspace.unmount(folder)
         shutil.rmtree(self._root, ignore_errors=True)
 
 

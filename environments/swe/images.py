@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from agentgym.errors import MissingDependencyError
-from environments.swe.docker_engine import docker
+from environments.swe.docker_engine import Engine, engine
 
 PACKAGES = ("python3", "python3-pytest")
 _DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -29,11 +29,11 @@ def base_image_tag() -> str:
     return "agentgym-swe-base:" + hashlib.sha1(recipe.encode()).hexdigest()[:10]
 
 
-def ensure_base_image() -> str:
-    """The base image's tag, building it first if this engine does not have it."""
+def ensure_base_image(on: Engine | None = None) -> str:
+    """The base image's tag, built first if the engine (default: DOCKER_HOST's) lacks it."""
+    on = on or engine()
     tag = base_image_tag()
-    inspected = subprocess.run(["docker", "image", "inspect", tag], capture_output=True)
-    if inspected.returncode == 0:
+    if on.has_image(tag):
         return tag
     if shutil.which("debootstrap") is None or os.geteuid() != 0:
         raise MissingDependencyError(
@@ -51,7 +51,9 @@ def ensure_base_image() -> str:
         archive = Path(tmp) / "rootfs.tar"
         with tarfile.open(archive, "w") as tar:
             tar.add(rootfs, arcname=".")
-        docker("import", str(archive), tag, timeout=600)
+        repository, _, version = tag.partition(":")
+        with on.failing(f"importing the base image {tag}"):
+            on.api.import_image_from_file(str(archive), repository=repository, tag=version)
     return tag
 
 

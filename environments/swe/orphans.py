@@ -40,14 +40,19 @@ def episode_root() -> Path:
 
 def reap_episode_roots(parent: Path | None = None) -> list[Path]:
     """Remove the episode folders (and their quota mounts) of processes that are gone."""
-    from environments.swe.workspace import unmount_quota
+    from environments.swe.workspace import unmount
 
     reaped = []
     for folder in Path(parent or tempfile.gettempdir()).glob(f"{ROOT_PREFIX}*"):
         owner = _OWNED.match(folder.name)
         if owner and not alive(int(owner[1])) and folder.is_dir():
-            for inner in folder.iterdir():
-                unmount_quota(inner)
+            try:
+                inside = list(folder.iterdir())
+            except PermissionError:
+                continue  # another user's: theirs to reap
+            for inner in inside:
+                unmount(inner)
+            unmount(folder)  # a folder of warm-container slots is a mount of its own
             shutil.rmtree(folder, ignore_errors=True)
             reaped.append(folder)
     return reaped

@@ -15,11 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import resource
 import select
-import signal
-import subprocess
-import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -126,23 +122,24 @@ class Sandbox(ABC):
         if self.workspace is None:
             raise SandboxError(f"{type(self).__name__}.run() before start().")
         timeout = timeout or self.limits.timeout_s
-        started = time.monotonic()
-        process = subprocess.Popen(
-            self._argv(script, timeout), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, cwd=self.workspace, env=self._env(),
-            preexec_fn=self._preexec, start_new_session=True, **self._popen_kwargs(),
-        )
         limits = self.limits
         if keep_bytes is not None:
             limits = dataclasses.replace(limits, keep_bytes=keep_bytes,
                                          output_bytes=max(keep_bytes, limits.output_bytes))
-        result = collect(process, limits, timeout, stdin, kill=self._kill,
-                         stop_when=self._over_limit)
+        started = time.monotonic()
+        result = self._execute(script, timeout, stdin, limits)
         if result.exit_code in (-9, 137) and time.monotonic() - started >= timeout:
             result = dataclasses.replace(result, timed_out=True)  # killed by its own timer
         if result.timed_out or result.output_stopped:
             self._after_kill()
         return result
+
+    def detach(self) -> None:
+        """Stop using the workspace: nothing runs in it after this; ``start`` may follow.
+
+        Backends that can free what they hold in the background (docker) do so here.
+        """
+        self.close()
 
     def close(self) -> None:
         """Free what the sandbox holds (containers are removed)."""
@@ -153,48 +150,42 @@ class Sandbox(ABC):
         return SANDBOX_UID if os.geteuid() == 0 else None
 
     @abstractmethod
-    def _argv(self, script: str, timeout: float) -> list[str]:
-        """The host command that runs ``script`` inside the sandbox."""
-
-    def _env(self) -> dict[str, str]:
-        return dict(SAFE_ENV)
-
-    def _popen_kwargs(self) -> dict:
-        return {}
-
-    def _preexec(self) -> None:
-        limits = self.limits
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb << 20,) * 2)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-    def _kill(self, process: subprocess.Popen) -> None:
-        """Stop a command that ran too long or printed too much."""
-        kill_group(process)
-
-    def _over_limit(self) -> bool:
-        """Whether the running command went over a limit that stops it (checked as it runs)."""
-        return False
+    def _execute(self, script: str, timeout: float, stdin: bytes, limits: Limits) -> RunResult:
+        """Run ``script`` under ``limits`` (see :func:`drain` for reading its output)."""
 
     def _after_kill(self) -> None:  # noqa: B027 - a hook; process-group sandboxes need none
         """Clean up after a command was killed."""
 
 
-def collect(process: subprocess.Popen, limits: Limits, timeout: float, stdin: bytes = b"",
-            kill: Callable[[subprocess.Popen], None] | None = None,
-            stop_when: Callable[[], bool] | None = None) -> RunResult:
-    """Read a command's output until it exits, keeping the head and the tail.
+@dataclass
+class Output:
+    """What :func:`drain` read: the kept text, and why it stopped reading."""
 
-    Stops (kills the process group) at the time limit, when the output passes
-    ``limits.output_bytes``, or when ``stop_when()`` (polled as it runs) says so; memory
-    stays bounded whatever the command prints.
+    text: str
+    total: int
+    memory_mb: int
+    timed_out: bool = False
+    stopped: bool = False
+    over: bool = False
+
+    def result(self, exit_code: int) -> RunResult:
+        """The finished command's :class:`RunResult`."""
+        return RunResult(self.text, exit_code, self.timed_out, self.stopped, self.total,
+                         self.memory_mb if self.over else 0)
+
+
+def drain(fd: int, read: Callable[[], bytes | None], limits: Limits, timeout: float,
+          stop_when: Callable[[], bool] | None = None) -> Output:
+    """Call ``read()`` whenever ``fd`` is readable until it returns ``None`` (end of output).
+
+    Keeps ``limits.keep_bytes`` (half head, half tail) whatever arrives, and stops early at
+    the time limit (plus a grace the sandbox's own timer uses first), past
+    ``limits.output_bytes``, or when ``stop_when()`` says so; the caller then kills.
     """
-    assert process.stdout is not None and process.stdin is not None
-    _feed(process, stdin)
     keep = limits.keep_bytes // 2
     head, tail = bytearray(), bytearray()
     total, timed_out, stopped, over = 0, False, False, False
     deadline = time.monotonic() + timeout + 2.0  # the sandbox's own timer goes first
-    fd = process.stdout.fileno()
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -206,8 +197,8 @@ def collect(process: subprocess.Popen, limits: Limits, timeout: float, stdin: by
             break
         if not ready:
             continue
-        chunk = os.read(fd, 65536)
-        if not chunk:
+        chunk = read()
+        if chunk is None:
             break
         total += len(chunk)
         room = max(keep - len(head), 0)
@@ -218,32 +209,8 @@ def collect(process: subprocess.Popen, limits: Limits, timeout: float, stdin: by
         if total > limits.output_bytes:
             stopped = True
             break
-    if timed_out or stopped or over:
-        (kill or kill_group)(process)
-    code = process.wait()
-    process.stdout.close()
-    return RunResult(_join(bytes(head), bytes(tail[-keep:]), total), code, timed_out, stopped,
-                     total, limits.memory_mb if over else 0)
-
-
-def _feed(process: subprocess.Popen, stdin: bytes) -> None:
-    def write() -> None:
-        assert process.stdin is not None  # started with stdin=PIPE
-        try:
-            process.stdin.write(stdin)
-            process.stdin.close()
-        except (BrokenPipeError, OSError):
-            pass
-
-    threading.Thread(target=write, daemon=True).start()
-
-
-def kill_group(process: subprocess.Popen) -> None:
-    """SIGKILL a command's whole process group (it was started in a session of its own)."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    return Output(_join(bytes(head), bytes(tail[-keep:]), total), total, limits.memory_mb,
+                  timed_out, stopped, over)
 
 
 def _join(head: bytes, tail: bytes, total: int) -> str:

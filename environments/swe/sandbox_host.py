@@ -15,6 +15,9 @@ import select
 import shutil
 import signal
 import subprocess
+import threading
+from abc import abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 
 from agentgym.errors import MissingDependencyError
@@ -25,7 +28,7 @@ from environments.swe.sandbox import (
     Limits,
     RunResult,
     Sandbox,
-    kill_group,
+    drain,
 )
 
 
@@ -52,6 +55,29 @@ class HostProcessSandbox(Sandbox):
             self._cgroup, self.cgroup_problem = cgroups.create(self.limits.memory_mb,
                                                                self.limits.pids)
 
+    def _execute(self, script: str, timeout: float, stdin: bytes, limits: Limits) -> RunResult:
+        process = subprocess.Popen(
+            self._argv(script, timeout), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, cwd=self.workspace, env=self._env(),
+            preexec_fn=self._preexec, start_new_session=True, **self._popen_kwargs(),
+        )
+        return collect(process, limits, timeout, stdin, kill=self._kill,
+                       stop_when=self._over_limit)
+
+    @abstractmethod
+    def _argv(self, script: str, timeout: float) -> list[str]:
+        """The host command that runs ``script`` inside the sandbox."""
+
+    def _env(self) -> dict[str, str]:
+        return dict(SAFE_ENV)
+
+    def _popen_kwargs(self) -> dict:
+        return {}
+
+    def _kill(self, process: subprocess.Popen) -> None:
+        """Stop a command that ran too long or printed too much."""
+        kill_group(process)
+
     def run(self, script: str, timeout: float | None = None, stdin: bytes = b"",
             keep_bytes: int | None = None) -> RunResult:
         """Run ``bash -c script``; nothing it starts outlives it."""
@@ -70,7 +96,8 @@ class HostProcessSandbox(Sandbox):
             self._cgroup = None
 
     def _preexec(self) -> None:
-        super()._preexec()
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.limits.file_mb << 20,) * 2)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if self._cgroup:
             self._cgroup.join()
         else:
@@ -183,3 +210,43 @@ def bwrap_available() -> bool:
     probe = subprocess.run([*_drop_privileges_argv(), "bwrap", "--ro-bind", "/", "/",
                             "--unshare-all", "--die-with-parent", "true"], capture_output=True)
     return probe.returncode == 0
+
+
+def collect(process: subprocess.Popen, limits: Limits, timeout: float, stdin: bytes = b"",
+            kill: Callable[[subprocess.Popen], None] | None = None,
+            stop_when: Callable[[], bool] | None = None) -> RunResult:
+    """Read a command's output until it exits, keeping the head and the tail.
+
+    Stops (kills the process group) at the time limit, when the output passes
+    ``limits.output_bytes``, or when ``stop_when()`` (polled as it runs) says so; memory
+    stays bounded whatever the command prints.
+    """
+    assert process.stdout is not None and process.stdin is not None
+    _feed(process, stdin)
+    fd = process.stdout.fileno()
+    output = drain(fd, lambda: os.read(fd, 65536) or None, limits, timeout, stop_when)
+    if output.timed_out or output.stopped or output.over:
+        (kill or kill_group)(process)
+    code = process.wait()
+    process.stdout.close()
+    return output.result(code)
+
+
+def _feed(process: subprocess.Popen, stdin: bytes) -> None:
+    def write() -> None:
+        assert process.stdin is not None  # started with stdin=PIPE
+        try:
+            process.stdin.write(stdin)
+            process.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+
+    threading.Thread(target=write, daemon=True).start()
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL a command's whole process group (it was started in a session of its own)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -24,11 +24,12 @@ import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from agentgym.cache import cache_root, cached_folder
 from agentgym.errors import InvalidOptionError, TaskNotFoundError
 from environments.swe import grading
+from environments.swe.docker_engine import Engine, engine
 from environments.swe.mutations import Mutation, mutations
 from environments.swe.sandbox import SANDBOX_UID, Sandbox
 from environments.swe.workspace import freeze
@@ -290,6 +291,7 @@ def task_set_folder(source: str, count: int, seed: int, leak: bool) -> Path:
 def ensure_task_set(sources: list[str], per_source: int, runner_factory: Callable[[], Runner],
                     seed: int = 0, leak_test_names: bool = False) -> list[SWETask]:
     """The cached task set of each source (built on first use), concatenated."""
+    from rich.console import Console
     from rich.progress import Progress
 
     tasks: list[SWETask] = []
@@ -297,7 +299,8 @@ def ensure_task_set(sources: list[str], per_source: int, runner_factory: Callabl
         folder = task_set_folder(source, per_source, seed, leak_test_names)
 
         def build(staging: Path, source: str = source) -> None:
-            with Progress(transient=True) as bar:
+            # on stderr, as progress goes: a script's stdout stays its own
+            with Progress(transient=True, console=Console(stderr=True)) as bar:
                 job = bar.add_task(f"synthesizing SWE tasks from {source}", total=per_source)
                 made = synthesize(source, per_source, runner_factory(), staging, seed,
                                   leak_test_names, progress=lambda: bar.advance(job))
@@ -311,21 +314,15 @@ def ensure_task_set(sources: list[str], per_source: int, runner_factory: Callabl
 
 
 # ---------------------------------------------------------------------------- SWE-bench
-def materialize(task: SWETask, repo_path: str = "/testbed") -> SWETask:
+def materialize(task: SWETask, repo_path: str = "/testbed",
+                docker_host: str | None = None) -> SWETask:
     """Export an instance's repository from its image once (cached), so workspaces can link it."""
-    from environments.swe.docker_engine import docker
-
     safe = re.sub(r"[^\w.-]+", "_", task.instance_id)
     digest = hashlib.sha1(f"{task.image}|{repo_path}".encode()).hexdigest()[:8]
     folder = cache_root() / "swe" / "instances" / f"{safe}-{digest}"
 
     def build(staging: Path) -> None:
-        name = f"agentgym-export-{os.getpid()}-{safe[:40]}"
-        docker("create", "--name", name, str(task.image), "true")
-        try:
-            docker("cp", f"{name}:{repo_path}", str(staging / "repo"), timeout=600)
-        finally:
-            docker("rm", "-f", name, check=False)
+        export_folder(engine(docker_host), str(task.image), repo_path, staging / "repo")
         freeze(staging / "repo")
         task.save(staging)
 
@@ -333,6 +330,23 @@ def materialize(task: SWETask, repo_path: str = "/testbed") -> SWETask:
     task.folder = folder
     return task
 
+
+
+def export_folder(on: Engine, image: str, path: str, target: Path) -> None:
+    """Copy the folder ``path`` out of ``image`` to ``target`` (through a created container)."""
+    with on.failing(f"exporting {path} from the image {image}"):
+        created = on.api.create_container(image, ["true"])["Id"]
+        try:
+            archive = target.parent / f"{target.name}.tar"
+            with archive.open("wb") as out:
+                for chunk in on.api.get_archive(created, path)[0]:
+                    out.write(chunk)
+        finally:
+            on.api.remove_container(created, force=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(target.parent, filter="tar")
+    (target.parent / PurePosixPath(path).name).rename(target)
+    archive.unlink()
 
 
 def load_instances(path: Path, image: str = "sweb.eval.x86_64.{instance_id}") -> list[SWETask]:

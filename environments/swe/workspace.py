@@ -14,6 +14,7 @@ bounded: the fingerprint re-reads only files that changed since it last looked.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import os
 import shutil
@@ -46,21 +47,22 @@ def link_copy(repo: Path, dest: Path, owner: int | None = None) -> None:
     """
     empty(dest)
     link = owner is not None and dest.stat().st_dev == repo.stat().st_dev
-    for root, dirs, files in os.walk(repo):
+    top, into = str(repo), str(dest)
+    for root, dirs, files in os.walk(top):
         dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
-        target = dest / Path(root).relative_to(repo)
-        target.mkdir(parents=True, exist_ok=True)
+        target = into + root[len(top):]
+        os.makedirs(target, exist_ok=True)
         if owner is not None:
             os.chown(target, owner, owner)
         for name in files:
-            source = Path(root) / name
-            if source.is_symlink():
-                os.symlink(os.readlink(source), target / name)
-            elif not link:
-                shutil.copy2(source, target / name)
-                (target / name).chmod(0o644)
+            source, copy = os.path.join(root, name), os.path.join(target, name)
+            if os.path.islink(source):
+                os.symlink(os.readlink(source), copy)
+            elif link:
+                os.link(source, copy)
             else:
-                os.link(source, target / name)
+                shutil.copyfile(source, copy)  # the mode is set, not copied
+                os.chmod(copy, 0o644)
 
 
 def empty(folder: Path) -> None:
@@ -79,7 +81,7 @@ def mount_quota(folder: Path, size_mb: int) -> str:
 
     Returns ``""``, or why there is no quota (it needs root).
     """
-    unmount_quota(folder)
+    unmount(folder)
     folder.mkdir(exist_ok=True)
     if os.geteuid() != 0:
         return "a disk quota needs root (it is a tmpfs mount)"
@@ -88,10 +90,21 @@ def mount_quota(folder: Path, size_mb: int) -> str:
     return "" if mounted.returncode == 0 else f"mount failed: {mounted.stderr.strip()}"
 
 
-def unmount_quota(folder: Path) -> None:
-    """Undo :func:`mount_quota` (nothing if ``folder`` is not a mount point)."""
-    if os.path.ismount(folder):
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+def unmount(folder: Path) -> None:
+    """Undo :func:`mount_quota` or a bind mount on ``folder`` (nothing if there is none)."""
+    while is_mount_point(folder):
+        if subprocess.run(["umount", "-l", str(folder)], capture_output=True).returncode:
+            return
+
+
+def is_mount_point(folder: Path) -> bool:
+    """Whether something is mounted on ``folder`` (``os.path.ismount`` misses binds)."""
+    target = os.path.realpath(folder).encode()
+    try:
+        lines = Path("/proc/self/mountinfo").read_bytes().splitlines()
+    except OSError:
+        return os.path.ismount(folder)
+    return any(line.split()[4] == target for line in lines)
 
 
 def quota_full(folder: Path) -> bool:
@@ -102,8 +115,12 @@ def quota_full(folder: Path) -> bool:
     return info.f_bavail * info.f_frsize < 64 << 10
 
 
+@functools.lru_cache(maxsize=256)
 def tree_mb(root: Path) -> int:
-    """The space a copy of a folder takes, in MB, rounded up (a block per file at least)."""
+    """The space a copy of a frozen folder takes in MB, rounded up; computed once per folder.
+
+    Each file counts a block at least, and a block more for its entry.
+    """
     files = _files(root).values()
     used = sum(max(info.st_blocks * 512, 4096) for info in files) + 4096 * len(files)
     return (used >> 20) + 1
@@ -156,6 +173,21 @@ class Fingerprint:
         self.bytes_hashed = 0  # file content read so far (what the budget is about)
         self._digests: dict[tuple[int, ...], str] = {}
 
+    def adopt(self, workspace: Path) -> None:
+        """Record that ``workspace`` was just copied from the repository, unchanged.
+
+        The copies' digests are then the repository's: the next fingerprint hashes none of
+        them (a command that changes a copy changes its change time, so it is hashed anew).
+        """
+        seen = dict(self._digests)
+        before = _files(self.repo)
+        for rel, info in _files(workspace).items():
+            old = before.get(rel)
+            if old is not None and old.st_size == info.st_size \
+                    and stat.S_IFMT(old.st_mode) == stat.S_IFMT(info.st_mode):
+                seen[_version(info)] = self._digest(self.repo / rel, old, seen)
+        self._digests = seen
+
     def __call__(self, workspace: Path) -> str:
         """The fingerprint of ``workspace`` now."""
         seen: dict[tuple[int, ...], str] = {}
@@ -169,8 +201,7 @@ class Fingerprint:
         return total.hexdigest()[:16]
 
     def _digest(self, path: Path, info: os.stat_result, seen: dict) -> str:
-        key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns,
-               info.st_mode)
+        key = _version(info)
         if key not in seen:
             seen[key] = self._digests.get(key) or self._hash(path, info)
         return seen[key]
@@ -179,6 +210,12 @@ class Fingerprint:
         if stat.S_ISREG(info.st_mode):
             self.bytes_hashed += min(info.st_size, MAX_HASHED_FILE)
         return content_digest(path, info)
+
+
+def _version(info: os.stat_result) -> tuple[int, ...]:
+    """What identifies one version of a file: no command can set its change time back."""
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns,
+            info.st_mode)
 
 
 def content_digest(path: Path, info: os.stat_result) -> str:
@@ -207,12 +244,14 @@ def content_digest(path: Path, info: os.stat_result) -> str:
 def _files(root: Path) -> dict[str, os.stat_result]:
     """Every file, link and special file under ``root`` (linked folders listed, not entered)."""
     found = {}
-    for folder, dirs, files in os.walk(root):
-        linked = [d for d in dirs if (Path(folder) / d).is_symlink()]
+    top = str(root)
+    skip = len(top) + 1
+    for folder, dirs, files in os.walk(top):
+        linked = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
         dirs[:] = [d for d in dirs if d not in SKIP_DIRS and d not in linked]
         for name in files + linked:
-            path = Path(folder) / name
-            found[str(path.relative_to(root))] = path.lstat()
+            path = os.path.join(folder, name)
+            found[path[skip:]] = os.lstat(path)
     return found
 
 

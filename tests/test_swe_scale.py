@@ -1,0 +1,146 @@
+"""SWE-v0 at scale: the docker sandbox through the SDK, warm containers, parallel episodes."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+import agentgym
+from agentgym.errors import SandboxError
+from agentgym.protocols import ToolCall
+from environments.swe.docker_engine import docker_available
+from environments.swe.orphans import episode_root
+from environments.swe.sandbox_docker import DockerSandbox
+from environments.swe.warm_pool import WarmPool
+from environments.swe.workspace import is_mount_point
+from tests.test_swe import containers
+
+
+def bash(env, command: str):
+    return env.step(ToolCall("bash", {"command": command}).to_text())
+
+
+def wait_until(condition, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+def test_warm_pool_keeps_its_size_and_discards_on_close():
+    made, discarded = [], []
+
+    def make():
+        made.append(len(made))
+        return made[-1]
+
+    pool = WarmPool(make, discarded.append, size=2)
+    assert pool.take() is None  # nothing started yet: the caller makes its own
+    wait_until(lambda: pool.ready == 2)
+    first = pool.take()
+    wait_until(lambda: pool.ready == 2)
+    assert first == 0 and made == [0, 1, 2]
+    pool.close()
+    assert sorted(discarded) == [1, 2] and pool.ready == 0
+
+
+def test_a_warm_pool_whose_maker_fails_says_why_and_retries():
+    calls = []
+
+    def make():
+        calls.append(1)
+        raise SandboxError("engine gone")
+
+    pool = WarmPool(make, lambda item: None, size=2)
+    assert pool.take() is None
+    wait_until(lambda: "engine gone" in pool.problem)
+    assert pool.take() is None
+    wait_until(lambda: len(calls) >= 2)
+    pool.close()
+
+
+def test_engine_errors_name_the_engine():
+    url = "unix:///nonexistent/docker.sock"
+    assert not docker_available(url)
+    with pytest.raises(SandboxError, match=f"docker engine at {url}"):
+        DockerSandbox(docker_host=url)
+
+
+def test_commands_run_through_the_sdk_without_a_cli_process(monkeypatch):
+    root = episode_root()
+    workspace = root / "ws"
+    workspace.mkdir(mode=0o777)
+    sandbox = DockerSandbox()
+    try:
+        sandbox.start(workspace)
+        spawned = []
+        real = subprocess.Popen.__init__
+
+        def spy(self, args, *rest, **kwargs):
+            spawned.append(args)
+            real(self, args, *rest, **kwargs)
+
+        monkeypatch.setattr(subprocess.Popen, "__init__", spy)
+        result = sandbox.run("cat; echo err >&2; exit 3", stdin=b"from stdin\n")
+        assert (result.output, result.exit_code) == ("from stdin\nerr\n", 3)
+        assert sandbox.run("sleep 5", timeout=1).timed_out
+        assert sandbox.run("echo still here").output == "still here\n"
+        assert spawned == []  # no `docker` process per command (nor any other)
+    finally:
+        monkeypatch.undo()
+        sandbox.close()
+        subprocess.run(["rm", "-rf", str(root)])
+
+
+def test_resets_take_warm_containers_with_the_episodes_own_workspace():
+    with agentgym.make("SWE-v0", sandbox="docker", tasks_per_source=2,
+                       warm_containers=2) as env:
+        sandbox = env.unwrapped.sandbox
+        env.reset(seed=0)
+        wait_until(lambda: sandbox._pool.ready == 2)
+        seen, slots = set(), set()
+        for seed in range(3):
+            env.reset(seed=seed)
+            container = sandbox.container
+            assert container.slot is not None and is_mount_point(container.slot)  # warm
+            seen.add(container.id)
+            slots.add(container.slot)
+            obs, *_ = bash(env, "ls marker-* 2>&1; touch marker-$RANDOM; pwd")
+            assert "No such file" in obs and "/workspace" in obs  # a fresh workspace
+            wait_until(lambda: sandbox._pool.ready == 2)
+        assert len(seen) == 3
+    assert containers() == []
+    assert not any(is_mount_point(slot) or slot.exists() for slot in slots)
+
+
+def test_parallel_episodes_keep_to_their_own_containers():
+    envs = [agentgym.make("SWE-v0", sandbox="docker", tasks_per_source=2) for _ in range(8)]
+    barrier = threading.Barrier(len(envs))
+
+    def episode(index):
+        env = envs[index]
+        _, info = env.reset(seed=index)
+        token = uuid.uuid4().hex
+        bash(env, f"echo {token} > mine.txt")
+        barrier.wait()  # every episode has written before any looks
+        obs, *_ = bash(env, "cat mine.txt")
+        while True:
+            _, _, terminated, truncated, info = env.step(info["expert_action"])
+            if terminated or truncated:
+                return token, obs, info["outcome_channels"]["resolved"]
+
+    try:
+        with ThreadPoolExecutor(len(envs)) as pool:
+            results = list(pool.map(episode, range(len(envs))))
+    finally:
+        for env in envs:
+            env.close()
+    for token, obs, resolved in results:
+        assert obs.split()[0] == token, obs  # its own workspace, no other's
+        assert resolved == 1.0
+    assert containers() == []
