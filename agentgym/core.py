@@ -48,6 +48,7 @@ from agentgym.errors import (
     EpisodeOver,
     InvalidOptionError,
     ResetNeeded,
+    SandboxError,
     check_options,
     did_you_mean,
 )
@@ -377,8 +378,8 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
         self._invalid_streak = 0
         try:
             transition = self._apply_bounded(parsed.value)
-        except _StepHung:
-            raise
+        except (_StepHung, SandboxError):
+            raise  # the env's machinery is gone (a dead docker engine): the episode fails
         except Exception as exc:  # noqa: BLE001 - step() answers, whatever the engine does
             warnings.warn(f"{type(self).__name__}: the engine raised on "
                           f"{parsed.text[:80]!r}: {exc!r}", stacklevel=3)

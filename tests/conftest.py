@@ -20,6 +20,15 @@ def game_cache(tmp_path_factory: pytest.TempPathFactory):
         os.environ["AGENTGYM_CACHE"] = old
 
 
+@pytest.fixture(scope="session", autouse=True)
+def docker_engines_of_the_tests():
+    """Stop the docker engines tests started (tests/engines.py) when the run ends."""
+    yield
+    from tests.engines import stop_all
+
+    stop_all()
+
+
 @pytest.fixture
 def easy_env():
     import agentgym

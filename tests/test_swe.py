@@ -24,8 +24,10 @@ from environments.swe.sandbox import SANDBOX_UID, Limits
 from environments.swe.sandbox_host import bwrap_available
 from environments.swe.tasks import load_instances
 from environments.swe.workspace import is_mount_point
+from tests.engines import STARTED, remote_url
 
 ISOLATED = ("docker", "bwrap")
+CONTAINED = (*ISOLATED, "docker-remote")  # remote: a TCP engine the tests start, copy mode
 LIMITS = Limits(timeout_s=5, memory_mb=512, pids=64, output_bytes=2_000_000)
 
 
@@ -36,6 +38,8 @@ def test_the_sandboxes_this_suite_needs_are_here():
 
 
 def make(sandbox: str, **kwargs):
+    if sandbox == "docker-remote":
+        sandbox, kwargs = "docker", {"docker_host": remote_url(), **kwargs}
     return agentgym.make("SWE-v0", sandbox=sandbox, tasks_per_source=2,
                          allow_unsandboxed=sandbox == "local", **kwargs)
 
@@ -91,13 +95,15 @@ def sandbox_processes(grace: float = 5.0) -> list[str]:
 
 
 def containers() -> list[str]:
+    """Sandbox containers on the default engine and on every engine the tests started."""
     from environments.swe.docker_engine import engine
 
-    return [c["Id"] for c in engine().api.containers(all=True,
-                                                      filters={"label": "agentgym.swe"})]
+    urls = [None, *(started.url for started in STARTED)]
+    return [c["Id"] for url in urls
+            for c in engine(url).api.containers(all=True, filters={"label": "agentgym.swe"})]
 
 
-@pytest.mark.parametrize("sandbox", ISOLATED)
+@pytest.mark.parametrize("sandbox", CONTAINED)
 def test_containment(sandbox, secret):
     marker = f"agentgym-escape-{uuid.uuid4().hex}"
     with make(sandbox, limits=LIMITS) as env:

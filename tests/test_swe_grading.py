@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from environments.swe import grading
-from tests.test_swe import ISOLATED, bash, call, containers, make, sandbox_processes
+from tests.test_swe import CONTAINED, bash, call, containers, make, sandbox_processes
 
 CONFTEST_HIJACK = """import pytest
 
@@ -49,7 +49,7 @@ def exploits(task) -> dict[str, list[str]]:
     }
 
 
-@pytest.mark.parametrize("sandbox", ISOLATED)
+@pytest.mark.parametrize("sandbox", CONTAINED)
 def test_runner_hijacks_score_nothing(sandbox):
     with make(sandbox) as env:
         env.reset(seed=0)
@@ -63,7 +63,7 @@ def test_runner_hijacks_score_nothing(sandbox):
     assert containers() == []
 
 
-@pytest.mark.parametrize("sandbox", ISOLATED)
+@pytest.mark.parametrize("sandbox", CONTAINED)
 def test_a_real_fix_next_to_a_hijack_still_resolves(sandbox):
     with make(sandbox) as env:
         _, info = env.reset(seed=0)
@@ -85,7 +85,7 @@ def test_submission_names_what_was_not_graded():
         assert "etc_link (a symbolic link)" in obs
 
 
-@pytest.mark.parametrize("sandbox", ISOLATED)
+@pytest.mark.parametrize("sandbox", CONTAINED)
 def test_grading_never_writes_through_workspace_links(sandbox, tmp_path):
     victim = tmp_path / "victim"
     victim.mkdir()
@@ -110,8 +110,9 @@ def test_grading_never_writes_through_workspace_links(sandbox, tmp_path):
         assert info["outcome_channels"]["resolved"] == 0.0
 
 
-def test_a_daemon_that_outlives_its_command_does_not_reach_grading():
-    with make("docker") as env:
+@pytest.mark.parametrize("sandbox", ["docker", "docker-remote"])
+def test_a_daemon_that_outlives_its_command_does_not_reach_grading(sandbox):
+    with make(sandbox) as env:
         env.reset(seed=0)
         task = env.task.source
         # a daemon that detaches, kills its wrapper, then keeps planting a conftest hijack
@@ -189,11 +190,12 @@ if MODE == "exit":
 '''
 
 
+@pytest.mark.parametrize("sandbox", CONTAINED)
 @pytest.mark.parametrize("mode", ["exit", "stay"])
-def test_a_report_forged_by_the_project_code_is_not_believed(mode):
+def test_a_report_forged_by_the_project_code_is_not_believed(mode, sandbox):
     from agentgym.protocols import ToolCall
 
-    with make("bwrap") as env:
+    with make(sandbox) as env:
         env.reset(seed=0)
         task = env.task.source
         path = task.gold_edit["path"]

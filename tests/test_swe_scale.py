@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,18 +17,12 @@ from environments.swe.orphans import episode_root
 from environments.swe.sandbox_docker import DockerSandbox
 from environments.swe.warm_pool import WarmPool
 from environments.swe.workspace import is_mount_point
+from tests.engines import DockerEngine, wait_until
 from tests.test_swe import containers
 
 
 def bash(env, command: str):
     return env.step(ToolCall("bash", {"command": command}).to_text())
-
-
-def wait_until(condition, seconds: float = 60.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
 
 
 def test_warm_pool_keeps_its_size_and_discards_on_close():
@@ -144,3 +137,51 @@ def test_parallel_episodes_keep_to_their_own_containers():
         assert obs.split()[0] == token, obs  # its own workspace, no other's
         assert resolved == 1.0
     assert containers() == []
+
+
+@pytest.fixture
+def two_engines():
+    engines = [DockerEngine(tcp=False), DockerEngine(tcp=True)]
+    yield engines
+    for engine in engines:
+        engine.stop()
+
+
+def test_episodes_spread_over_two_engines_and_survive_one_dying(two_engines):
+    local, remote = two_engines
+    urls = [local.url, remote.url]
+    envs = [agentgym.make("SWE-v0", sandbox="docker", tasks_per_source=2, docker_hosts=urls,
+                          warm_containers=0) for _ in range(2)]
+    try:
+        used = set()
+        for seed, env in enumerate(envs * 2):  # the envs spread: one engine each
+            _, info = env.reset(seed=seed)
+            used.add(env.unwrapped.sandbox.engine.url)
+            obs, *_ = bash(env, "echo edited > notes.txt && cat notes.txt")
+            assert "edited" in obs
+            assert (env.unwrapped._workspace / "notes.txt").read_text() == "edited\n"  # mirrored
+            while True:
+                _, _, terminated, truncated, info = env.step(info["expert_action"])
+                if terminated or truncated:
+                    break
+            assert info["outcome_channels"]["resolved"] == 1.0
+        assert used == set(urls)
+
+        calls = []
+
+        def expert_then_kill(conversation):
+            calls.append(1)
+            if len(calls) == 3:
+                remote.stop()  # the TCP engine dies mid-run
+            return conversation.info["expert_action"]
+
+        episodes = agentgym.rollout(envs, expert_then_kill, tasks=6, progress=False)
+    finally:
+        for env in envs:
+            env.close()
+    failed = [e for e in episodes if e.error]
+    assert len(episodes) == 6 and failed and len(failed) < 6
+    for episode in failed:
+        assert remote.url in episode.error["message"], episode.error
+    assert all(e.outcome.success for e in episodes if not e.error)
+    assert docker_available(local.url) and not docker_available(remote.url)

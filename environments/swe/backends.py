@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 from agentgym.errors import InvalidOptionError, MissingDependencyError, did_you_mean
 from environments.swe.docker_engine import docker_available
@@ -14,16 +15,20 @@ SANDBOXES = ("auto", "docker", "bwrap", "local")
 
 def make_sandbox(kind: str = "auto", *, allow_unsandboxed: bool = False,
                  limits: Limits | None = None, quiet: bool = False, warm: int = 0,
-                 docker_host: str | None = None) -> Sandbox:
+                 docker_host: str | None = None,
+                 docker_hosts: Sequence[str] | None = None) -> Sandbox:
     """The sandbox ``kind`` names; ``auto`` takes docker, else bwrap, and says which.
 
-    ``warm`` and ``docker_host`` configure the docker sandbox (see ``DockerSandbox``).
+    ``warm``, ``docker_host`` and ``docker_hosts`` configure the docker sandbox (see
+    ``DockerSandbox``).
     """
     if kind not in SANDBOXES:
         raise InvalidOptionError(f"Unknown sandbox {kind!r}. Sandboxes: {', '.join(SANDBOXES)}."
                                  f"{did_you_mean(kind, SANDBOXES)}")
     if kind == "auto":
-        kind = "docker" if docker_available(docker_host) else "bwrap" if bwrap_available() else ""
+        engines: list[str | None] = list(docker_hosts) if docker_hosts else [docker_host]
+        kind = "docker" if any(docker_available(url) for url in engines) \
+            else "bwrap" if bwrap_available() else ""
         if not kind:
             raise MissingDependencyError(
                 "a sandbox (a running docker engine or bubblewrap)", apt="bubblewrap",
@@ -43,5 +48,6 @@ def make_sandbox(kind: str = "auto", *, allow_unsandboxed: bool = False,
     if kind == "docker":
         from environments.swe.sandbox_docker import DockerSandbox  # builds images: on demand
 
-        return DockerSandbox(limits, warm=warm, docker_host=docker_host)
+        return DockerSandbox(limits, warm=warm, docker_host=docker_host,
+                             docker_hosts=docker_hosts)
     return BwrapSandbox(limits)

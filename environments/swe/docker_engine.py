@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
-from agentgym.errors import MissingDependencyError, SandboxError, require
+from agentgym.errors import InvalidOptionError, MissingDependencyError, SandboxError, require
 
 DEFAULT_URL = "unix:///var/run/docker.sock"
 
@@ -30,7 +32,8 @@ class Engine:
     Args:
         base_url: Where the engine listens (default: ``DOCKER_HOST``, else the local socket).
         tls: TLS settings for a ``tcp://`` engine: ``True`` (verify with the system's CAs) or
-            a ``docker.tls.TLSConfig``.
+            a ``docker.tls.TLSConfig`` (default: from ``DOCKER_TLS_VERIFY`` and
+            ``DOCKER_CERT_PATH``, as the docker CLI reads them).
         timeout: Seconds per API call.
     """
 
@@ -38,6 +41,8 @@ class Engine:
                  timeout: float = 120) -> None:
         self.url = base_url or os.environ.get("DOCKER_HOST") or DEFAULT_URL
         with self.failing("connecting"):
+            if tls is None and self.url.startswith("tcp://"):  # DOCKER_TLS_VERIFY and
+                tls = _sdk().utils.kwargs_from_env().get("tls")  # DOCKER_CERT_PATH apply
             # a pinned API version: the SDK would otherwise ask the engine first, and a dead
             # engine would fail inside the constructor with a less helpful message
             self.client = _sdk().DockerClient(base_url=self.url, tls=tls or False,
@@ -97,3 +102,57 @@ def docker_available(base_url: str | None = None) -> bool:
         return Engine(base_url, timeout=10).answers()
     except (SandboxError, MissingDependencyError):
         return False
+
+
+class Engines:
+    """Several engines to spread sandboxes over; one that fails is set aside with why.
+
+    A sandbox stays on its engine (``current``: the one with the fewest sandboxes of this
+    process when it was made, so the envs of a run spread evenly) while that engine works.
+    ``in_turn()`` gives the engines to try for the next container: the current one, then the
+    others by load; engines that failed come last, and are tried again after ``retry_s``.
+    """
+
+    _load: ClassVar[Counter[str]] = Counter()  # sandboxes of this process per engine
+
+    def __init__(self, urls: Sequence[str | None] | Sequence[str],
+                 retry_s: float = 30.0) -> None:
+        if not urls:
+            raise InvalidOptionError("docker_hosts needs at least one engine URL.")
+        self.engines = [engine(url) for url in urls]
+        self.retry_s = retry_s
+        self.down: dict[str, tuple[float, str]] = {}  # url -> (when, why)
+        self.current = min(self.engines, key=lambda e: Engines._load[e.url])
+        Engines._load[self.current.url] += 1
+
+    def __repr__(self) -> str:
+        return f"Engines({[e.url for e in self.engines]!r}, down={sorted(self.down)!r})"
+
+    def in_turn(self) -> list[Engine]:
+        """The engines in the order to try them for the next container."""
+        others = sorted((e for e in self.engines if e is not self.current),
+                        key=lambda e: Engines._load[e.url])
+        order = [self.current, *others]
+        now = time.monotonic()
+        up = [e for e in order if now - self.down.get(e.url, (-1e9, ""))[0] > self.retry_s]
+        return up + [e for e in order if e not in up]
+
+    def failed(self, engine_: Engine, why: str) -> None:
+        """Set ``engine_`` aside for a while."""
+        self.down[engine_.url] = (time.monotonic(), why)
+
+    def worked(self, engine_: Engine) -> None:
+        """``engine_`` started a container: it is up, and the sandbox's engine from now."""
+        self.down.pop(engine_.url, None)
+        if engine_ is not self.current:
+            Engines._load[self.current.url] -= 1
+            Engines._load[engine_.url] += 1
+            self.current = engine_
+
+    def release(self) -> None:
+        """The sandbox is closed: it no longer counts on its engine."""
+        Engines._load[self.current.url] -= 1
+
+    def rejoin(self) -> None:
+        """The sandbox is in use again after :meth:`release`."""
+        Engines._load[self.current.url] += 1

@@ -61,6 +61,8 @@ class SWEEnv(AgentEnv):
         warm_containers: Docker: started, idle containers kept per image so a reset takes
             one instead of starting one (needs root to bind the workspace in; 0: off).
         docker_host: Docker: the engine to use (default: ``DOCKER_HOST``).
+        docker_hosts: Docker: several engines; each episode's container goes to the next
+            one that answers. Engines not on this machine get the workspace copied in.
         split: ``"train"`` or ``"test"``.
         leak_test_names: Name the failing tests in the problem statement.
         seed: Which mutations are drawn.
@@ -97,6 +99,7 @@ class SWEEnv(AgentEnv):
         limits: Limits | None = None,
         warm_containers: int = 2,
         docker_host: str | None = None,
+        docker_hosts: list[str] | None = None,
         split: str = "train",
         leak_test_names: bool = False,
         seed: int = 0,
@@ -117,7 +120,8 @@ class SWEEnv(AgentEnv):
         if warm_containers < 0:
             raise InvalidOptionError(f"warm_containers must be >= 0, got {warm_containers}.")
         self.sandbox = make_sandbox(sandbox, allow_unsandboxed=allow_unsandboxed, limits=limits,
-                                    warm=warm_containers, docker_host=docker_host)
+                                    warm=warm_containers, docker_host=docker_host,
+                                    docker_hosts=docker_hosts)
         self.test_timeout, self.docker_host = test_timeout, docker_host
         self.repo_path, self.test_python, self.test_args = repo_path, test_python, test_args
         if instances is not None:
@@ -131,7 +135,8 @@ class SWEEnv(AgentEnv):
                 list(sources or EMBEDDED), tasks_per_source,
                 lambda: sandbox_runner(make_sandbox(kind, allow_unsandboxed=allow,
                                                     limits=limits, quiet=True,
-                                                    docker_host=docker_host),
+                                                    docker_host=docker_host,
+                                                    docker_hosts=docker_hosts),
                                        timeout=test_timeout),
                 seed=seed, leak_test_names=leak_test_names)
         orphans.reap_episode_roots()

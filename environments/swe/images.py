@@ -16,6 +16,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from agentgym.cache import cache_root, cached_folder
 from agentgym.errors import MissingDependencyError
 from environments.swe.docker_engine import Engine, engine
 
@@ -30,11 +31,26 @@ def base_image_tag() -> str:
 
 
 def ensure_base_image(on: Engine | None = None) -> str:
-    """The base image's tag, built first if the engine (default: DOCKER_HOST's) lacks it."""
+    """The base image's tag, imported first if the engine (default: DOCKER_HOST's) lacks it.
+
+    The root file system is built once per machine (``debootstrap``, about a minute) and
+    kept in agentgym's cache, so another engine imports it in seconds.
+    """
     on = on or engine()
     tag = base_image_tag()
     if on.has_image(tag):
         return tag
+    folder = cached_folder(cache_root() / "swe" / "base-rootfs" / tag.partition(":")[2],
+                           _build_rootfs)
+    repository, _, version = tag.partition(":")
+    with on.failing(f"importing the base image {tag}"):
+        on.api.import_image_from_file(str(folder / "rootfs.tar"), repository=repository,
+                                      tag=version)
+    return tag
+
+
+def _build_rootfs(staging: Path) -> None:
+    """``staging/rootfs.tar``: a minimal Debian with bash, python3 and pytest."""
     if shutil.which("debootstrap") is None or os.geteuid() != 0:
         raise MissingDependencyError(
             "debootstrap, run as root, to build the SWE base image", apt="debootstrap",
@@ -43,18 +59,13 @@ def ensure_base_image(on: Engine | None = None) -> str:
     from rich.console import Console
 
     with tempfile.TemporaryDirectory(prefix="agentgym-rootfs-") as tmp, \
-            Console(stderr=True).status(f"Building the SWE base image {tag} (debootstrap, "
-                                        "about a minute, once per docker engine)"):
+            Console(stderr=True).status("Building the SWE base image's root file system "
+                                        "(debootstrap, about a minute, once per machine)"):
         rootfs = Path(tmp) / "rootfs"
         subprocess.run(["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}",
                         _suite(), str(rootfs), _mirror()], check=True, capture_output=True)
-        archive = Path(tmp) / "rootfs.tar"
-        with tarfile.open(archive, "w") as tar:
+        with tarfile.open(staging / "rootfs.tar", "w") as tar:
             tar.add(rootfs, arcname=".")
-        repository, _, version = tag.partition(":")
-        with on.failing(f"importing the base image {tag}"):
-            on.api.import_image_from_file(str(archive), repository=repository, tag=version)
-    return tag
 
 
 def _suite() -> str:

@@ -4,6 +4,12 @@ Each command is an exec in the episode's container, its output streamed back ove
 engine's socket (no ``docker`` CLI process per command). With ``warm > 0`` (and root, to
 bind the workspace in), started idle containers wait in a :class:`WarmPool` per image; a
 reset binds the episode's workspace into a ready one instead of starting one.
+
+An engine on this machine (a ``unix://`` socket) sees the workspace as a bind mount; any
+other engine (``tcp://``, another machine) gets it copied in and mirrored back after every
+command (``transfer.py``). With several engines (``docker_hosts``), each episode's container
+goes to the next one in turn; an engine that fails is set aside and its episode fails with
+the engine's error, while the others go on.
 """
 
 from __future__ import annotations
@@ -18,14 +24,15 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from agentgym.errors import SandboxError
-from environments.swe import orphans, workspace
-from environments.swe.docker_engine import Engine, engine
+from agentgym.errors import InvalidOptionError, SandboxError
+from environments.swe import orphans, transfer, workspace
+from environments.swe.docker_engine import Engine, Engines, engine
 from environments.swe.images import ensure_base_image
 from environments.swe.sandbox import SANDBOX_UID, WORKDIR, Limits, RunResult, Sandbox, drain
 from environments.swe.warm_pool import WarmPool
@@ -33,10 +40,11 @@ from environments.swe.warm_pool import WarmPool
 
 @dataclass(frozen=True)
 class Container:
-    """A started container, and the host folder bound into it (warm ones only)."""
+    """A started container, with the host folder bound into it (warm) or a copy (remote)."""
 
     id: str
     slot: Path | None = None
+    copied: bool = False
 
 
 class DockerSandbox(Sandbox):
@@ -49,8 +57,10 @@ class DockerSandbox(Sandbox):
     Args:
         limits: What each command (and the whole container) may use.
         image: The default image (else the base image, built on first use).
-        warm: Idle containers kept started per image (0: start one per reset).
+        warm: Idle containers kept started per image (0: start one per reset); engines on
+            this machine only.
         docker_host: The engine (default: ``DOCKER_HOST``).
+        docker_hosts: Several engines to spread episodes over (instead of ``docker_host``).
     """
 
     kind = "docker"
@@ -58,16 +68,35 @@ class DockerSandbox(Sandbox):
     _live: ClassVar[weakref.WeakSet[DockerSandbox]] = weakref.WeakSet()
 
     def __init__(self, limits: Limits | None = None, image: str | None = None, warm: int = 0,
-                 docker_host: str | None = None) -> None:
+                 docker_host: str | None = None,
+                 docker_hosts: Sequence[str] | None = None) -> None:
         super().__init__(limits)
-        self.engine = engine(docker_host)
-        self.image = image or ensure_base_image(self.engine)
+        if docker_host is not None and docker_hosts:
+            raise InvalidOptionError("Pass docker_host or docker_hosts, not both.")
+        self.engines = Engines(list(docker_hosts) if docker_hosts else [docker_host])
+        self.engine = self.engines.current
+        self._released = False
+        self.image = image  # None: the base image, imported into each engine on first use
         self.warm = warm if os.geteuid() == 0 else 0  # binding a workspace in needs root
         self.container: Container | None = None
         self._removing: list[Future[None]] = []
         self._pool: WarmPool[Container] | None = None
-        self._pool_key: tuple[str, str] | None = None
-        reap_orphaned_containers(self.engine)
+        self._pool_key: tuple[str, str, str] | None = None
+        self._images: dict[str, str] = {}
+        problems = [self._prepare(each) for each in self.engines.engines]
+        if all(problems):
+            raise SandboxError(" | ".join(problems))
+
+    def _prepare(self, on: Engine) -> str:
+        """Reap the engine's orphans and make sure it has the base image; why it cannot."""
+        try:
+            reap_orphaned_containers(on)
+            if self.image is None:
+                self._images[on.url] = ensure_base_image(on)
+            return ""
+        except SandboxError as exc:
+            self.engines.failed(on, str(exc))
+            return str(exc)
 
     def start(self, workspace: Path, image: str | None = None,
               mount: str = WORKDIR) -> None:
@@ -77,32 +106,55 @@ class DockerSandbox(Sandbox):
         """
         self.detach()
         super().start(workspace, image, mount)
-        image = image or self.image
         DockerSandbox._live.add(self)
+        if self._released:  # started again after close()
+            self.engines.rejoin()
+            self._released = False
+        reasons = []
+        for on in self.engines.in_turn():
+            try:
+                self.container = self._start_on(on, workspace, image, mount)
+            except SandboxError as exc:
+                self.engines.failed(on, str(exc))
+                reasons.append(str(exc))
+                continue
+            self.engine = on
+            self.engines.worked(on)
+            return
+        raise SandboxError("No docker engine could start the sandbox: " + " | ".join(reasons))
+
+    def _start_on(self, on: Engine, workspace: Path, image: str | None,
+                  mount: str) -> Container:
+        if image is None:
+            if on.url not in self._images and self._prepare(on):
+                raise SandboxError(self.engines.down[on.url][1])
+            image = self.image or self._images[on.url]
+        if not on.url.startswith("unix://"):  # the engine cannot see this machine's folders
+            return _start_copied(on, image, mount, self.limits, workspace)
         if self.warm:
-            ready = self._pool_for(image, mount).take()
+            ready = self._pool_for(on, image, mount).take()
             if ready is not None:
                 _bind(workspace, ready.slot)
-                self.container = ready
-                return
-        self.container = _create(self.engine, image, mount, self.limits, workspace)
+                return ready
+        return _create(on, image, mount, self.limits, workspace)
 
-    def _pool_for(self, image: str, mount: str) -> WarmPool[Container]:
-        """This sandbox's warm containers for ``image``.
+    def _pool_for(self, on: Engine, image: str, mount: str) -> WarmPool[Container]:
+        """This sandbox's warm containers for ``image`` on ``on``.
 
-        One image at a time: another image (a SWE-bench instance's, say) replaces the pool.
+        One pool at a time: another image (a SWE-bench instance's, say) or another engine
+        replaces it.
         """
-        if self._pool_key != (image, mount):
+        if self._pool_key != (on.url, image, mount):
             if self._pool is not None:
                 self._pool.close()
 
             def make() -> Container:
                 slot = _slots() / uuid.uuid4().hex[:12]
                 slot.mkdir(mode=0o755)
-                return _create(self.engine, image, mount, self.limits, None, slot)
+                return _create(on, image, mount, self.limits, None, slot)
 
-            self._pool = WarmPool(make, functools.partial(_remove, self.engine), self.warm)
-            self._pool_key = (image, mount)
+            self._pool = WarmPool(make, functools.partial(_remove, on), self.warm)
+            self._pool_key = (on.url, image, mount)
         assert self._pool is not None
         return self._pool
 
@@ -122,7 +174,20 @@ class DockerSandbox(Sandbox):
             stream.close()
         if output.timed_out or output.stopped:
             return output.result(-9)
-        return output.result(self._exit_code(run))
+        code = self._exit_code(run)
+        if self.container.copied:
+            self._mirror()
+        return output.result(code)
+
+    def _mirror(self) -> None:
+        """Bring the container's workspace back into the host folder (a copied one)."""
+        assert self.container is not None and self.workspace is not None
+        archive, code = _exec_bytes(self.engine, self.container.id,
+                                    ["tar", "-c", "-C", self.mount, "-f", "-", "."])
+        if code != 0:
+            raise SandboxError(f"Copying the workspace out of the container on the docker "
+                               f"engine at {self.engine.url} failed (tar exit {code}).")
+        transfer.mirror(archive, self.workspace)
 
     def _exit_code(self, run: str) -> int:
         for _ in range(200):  # the stream can end a moment before the engine records the exit
@@ -139,6 +204,9 @@ class DockerSandbox(Sandbox):
         if self.container:
             with self.engine.failing("restarting a sandbox container"):
                 self.engine.api.restart(self.container.id, timeout=0)
+            if self.container.copied:  # the restart emptied its workspace: the host's copy
+                assert self.workspace is not None  # holds it as of the last whole command
+                _copy_in(self.engine, self.container.id, self.workspace, self.mount)
 
     def detach(self) -> None:
         """Take the workspace out of the container at once; remove it in the background."""
@@ -157,6 +225,9 @@ class DockerSandbox(Sandbox):
         for removal in self._removing:
             removal.result()
         self._removing.clear()
+        if not self._released:
+            self.engines.release()
+            self._released = True
         super().close()
 
 
@@ -212,24 +283,29 @@ class _Frames:
 
 
 def _create(engine: Engine, image: str, mount: str, limits: Limits, workspace: Path | None,
-            slot: Path | None = None) -> Container:
+            slot: Path | None = None, tmpfs_mb: int = 0) -> Container:
     """Start a container with ``workspace`` (or an empty ``slot``) bound at ``mount``.
 
-    A slot is bound ``rslave``: what the host later mounts on it appears in the container.
+    Given ``tmpfs_mb``, ``mount`` is an empty tmpfs of that size instead (for a copy). A
+    slot is bound ``rslave``: what the host later mounts on it appears in the container.
     """
     import docker
 
-    source = slot if slot is not None else workspace
-    bind = docker.types.Mount(mount, str(source), type="bind",
-                              propagation="rslave" if slot is not None else None)
+    tmpfs = {"/tmp": "rw,size=64m"}
+    mounts = []
+    if tmpfs_mb:
+        tmpfs[mount] = f"rw,size={tmpfs_mb}m,uid={SANDBOX_UID},gid={SANDBOX_UID},mode=0755"
+    else:
+        source = slot if slot is not None else workspace
+        mounts.append(docker.types.Mount(mount, str(source), type="bind",
+                                         propagation="rslave" if slot is not None else None))
     api = engine.api
     with engine.failing(f"starting a sandbox container from {image}"):
         host = api.create_host_config(
             network_mode="none", mem_limit=f"{limits.memory_mb}m",
             memswap_limit=f"{limits.memory_mb}m", pids_limit=limits.pids,
             nano_cpus=int(limits.cpus * 1e9), read_only=True,
-            tmpfs={"/tmp": "rw,size=64m"}, cap_drop=["ALL"],
-            security_opt=["no-new-privileges"], mounts=[bind],
+            tmpfs=tmpfs, cap_drop=["ALL"], security_opt=["no-new-privileges"], mounts=mounts,
             ulimits=[docker.types.Ulimit(name="fsize", soft=limits.file_mb << 20,
                                          hard=limits.file_mb << 20)])
         created = api.create_container(
@@ -243,6 +319,54 @@ def _create(engine: Engine, image: str, mount: str, limits: Limits, workspace: P
             api.remove_container(created["Id"], force=True)
             raise
     return Container(created["Id"], slot)
+
+
+def _start_copied(on: Engine, image: str, mount: str, limits: Limits,
+                  workspace: Path) -> Container:
+    """A container whose workspace is a copy of ``workspace`` on a tmpfs of its own."""
+    size_mb = (sum(f.stat().st_size for f in workspace.rglob("*") if f.is_file()) >> 20) \
+        + limits.disk_mb + 1
+    started = _create(on, image, mount, limits, None, tmpfs_mb=size_mb)
+    try:
+        _copy_in(on, started.id, workspace, mount)
+    except SandboxError:
+        _remove(on, started)
+        raise
+    return Container(started.id, copied=True)
+
+
+def _copy_in(on: Engine, container: str, workspace: Path, mount: str) -> None:
+    output, code = _exec_bytes(on, container, ["tar", "-x", "-C", mount, "-f", "-"],
+                               transfer.pack(workspace))
+    if code != 0:
+        raise SandboxError(f"Copying the workspace into a container on the docker engine at "
+                           f"{on.url} failed (tar exit {code}): {output[-500:]!r}")
+
+
+def _exec_bytes(on: Engine, container: str, argv: list[str],
+                stdin: bytes = b"") -> tuple[bytes, int]:
+    """All the stdout and the exit code of ``argv`` run in ``container`` on ``stdin``.
+
+    For our own tools (tar): no limits, no wrapper.
+    """
+    with on.failing("copying a workspace"):
+        run = on.api.exec_create(container, argv, stdin=True, stderr=False)["Id"]
+        stream = on.api.exec_start(run, socket=True)
+        raw: socket.socket = getattr(stream, "_sock", stream)
+        try:
+            threading.Thread(target=_send, args=(raw, stdin), daemon=True).start()
+            frames, chunks = _Frames(raw), []
+            while (chunk := frames.read()) is not None:
+                chunks.append(chunk)
+        finally:
+            raw.close()
+            stream.close()
+        for _ in range(200):
+            state = on.api.exec_inspect(run)
+            if not state["Running"]:
+                return b"".join(chunks), int(state["ExitCode"])
+            time.sleep(0.005)
+    return b"".join(chunks), -1
 
 
 def _remove(engine: Engine, container: Container) -> None:
