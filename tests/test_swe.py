@@ -19,11 +19,11 @@ from agentgym.errors import InvalidOptionError
 from agentgym.protocols import ToolCall
 from environments.swe.backends import make_sandbox
 from environments.swe.docker_engine import docker_available
+from environments.swe.mounts import is_mount_point
 from environments.swe.orphans import episode_root, reap_episode_roots
 from environments.swe.sandbox import SANDBOX_UID, Limits
 from environments.swe.sandbox_host import bwrap_available
 from environments.swe.tasks import load_instances
-from environments.swe.workspace import is_mount_point
 from tests.engines import STARTED, remote_url
 
 ISOLATED = ("docker", "bwrap")

@@ -13,10 +13,10 @@ import agentgym
 from agentgym.errors import SandboxError
 from agentgym.protocols import ToolCall
 from environments.swe.docker_engine import docker_available
+from environments.swe.mounts import is_mount_point
 from environments.swe.orphans import episode_root
 from environments.swe.sandbox_docker import DockerSandbox
 from environments.swe.warm_pool import WarmPool
-from environments.swe.workspace import is_mount_point
 from tests.engines import DockerEngine, wait_until
 from tests.test_swe import containers
 

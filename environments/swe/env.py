@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from agentgym.core import AgentEnv, Transition
 from agentgym.errors import InvalidOptionError, TaskNotFoundError
 from agentgym.protocols import ToolCall
-from environments.swe import grading, orphans, patches, workspace
+from environments.swe import grading, mounts, orphans, patches, workspace
 from environments.swe.backends import make_sandbox
 from environments.swe.sandbox import WORKDIR, Limits
 from environments.swe.tasks import (
@@ -307,7 +307,7 @@ class SWEEnv(AgentEnv):
     def _release(self) -> None:
         self.sandbox.close()
         for folder in (self._workspace, self._root / "graded"):
-            workspace.unmount(folder)
+            mounts.unmount(folder)
         shutil.rmtree(self._root, ignore_errors=True)
 
 

@@ -40,7 +40,7 @@ def episode_root() -> Path:
 
 def reap_episode_roots(parent: Path | None = None) -> list[Path]:
     """Remove the episode folders (and their quota mounts) of processes that are gone."""
-    from environments.swe.workspace import unmount
+    from environments.swe.mounts import unmount
 
     reaped = []
     for folder in Path(parent or tempfile.gettempdir()).glob(f"{ROOT_PREFIX}*"):

@@ -19,7 +19,6 @@ import functools
 import os
 import shlex
 import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from agentgym.errors import InvalidOptionError, SandboxError
-from environments.swe import orphans, transfer, workspace
+from environments.swe import mounts, orphans, transfer
 from environments.swe.docker_engine import Engine, Engines, engine
 from environments.swe.images import ensure_base_image
 from environments.swe.sandbox import SANDBOX_UID, WORKDIR, Limits, RunResult, Sandbox, drain
@@ -387,22 +386,21 @@ def _remove(engine: Engine, container: Container) -> None:
 def _slots() -> Path:
     """This process's folder of slots, a shared mount (so binds into a slot propagate)."""
     base = orphans.episode_root()
-    subprocess.run(["mount", "--bind", str(base), str(base)], check=True, capture_output=True)
-    subprocess.run(["mount", "--make-rshared", str(base)], check=True, capture_output=True)
+    problem = mounts.make_shared(base)
+    if problem:
+        raise SandboxError(f"Warm containers need a shared mount: {problem}")
     return base
 
 
 def _bind(workspace: Path, slot: Path | None) -> None:
     assert slot is not None
-    done = subprocess.run(["mount", "--bind", str(workspace), str(slot)], capture_output=True,
-                          text=True)
-    if done.returncode != 0:
-        raise SandboxError(f"Could not bind the workspace into a warm container: "
-                           f"{done.stderr.strip()}")
+    problem = mounts.bind(workspace, slot)
+    if problem:
+        raise SandboxError(f"Could not bind the workspace into a warm container: {problem}")
 
 
 def _unbind(slot: Path) -> None:
-    workspace.unmount(slot)
+    mounts.unmount(slot)
 
 
 def reap_orphaned_containers(on: Engine | None = None) -> list[str]:

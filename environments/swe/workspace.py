@@ -19,8 +19,10 @@ import hashlib
 import os
 import shutil
 import stat
-import subprocess
 from pathlib import Path
+
+from environments.swe import mounts
+from environments.swe.mounts import unmount
 
 MAX_DIFF_FILE = 1_000_000  # bytes; larger changed files are named, not diffed
 MAX_DIFF_TOTAL = 4_000_000  # bytes of diff text; the remaining changed files are counted
@@ -61,8 +63,20 @@ def link_copy(repo: Path, dest: Path, owner: int | None = None) -> None:
             elif link:
                 os.link(source, copy)
             else:
-                shutil.copyfile(source, copy)  # the mode is set, not copied
-                os.chmod(copy, 0o644)
+                _copy(source, copy)
+
+
+def _copy(source: str, copy: str) -> None:
+    """A new file ``copy`` (mode 0644) with ``source``'s bytes; small ones in one read."""
+    if os.path.getsize(source) > 1 << 20:
+        shutil.copyfile(source, copy)
+        os.chmod(copy, 0o644)
+        return
+    with open(source, "rb") as handle:
+        data = handle.read()
+    made = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(made, "wb") as out:
+        out.write(data)
 
 
 def empty(folder: Path) -> None:
@@ -85,26 +99,7 @@ def mount_quota(folder: Path, size_mb: int) -> str:
     folder.mkdir(exist_ok=True)
     if os.geteuid() != 0:
         return "a disk quota needs root (it is a tmpfs mount)"
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0711",
-                              "agentgym-quota", str(folder)], capture_output=True, text=True)
-    return "" if mounted.returncode == 0 else f"mount failed: {mounted.stderr.strip()}"
-
-
-def unmount(folder: Path) -> None:
-    """Undo :func:`mount_quota` or a bind mount on ``folder`` (nothing if there is none)."""
-    while is_mount_point(folder):
-        if subprocess.run(["umount", "-l", str(folder)], capture_output=True).returncode:
-            return
-
-
-def is_mount_point(folder: Path) -> bool:
-    """Whether something is mounted on ``folder`` (``os.path.ismount`` misses binds)."""
-    target = os.path.realpath(folder).encode()
-    try:
-        lines = Path("/proc/self/mountinfo").read_bytes().splitlines()
-    except OSError:
-        return os.path.ismount(folder)
-    return any(line.split()[4] == target for line in lines)
+    return mounts.mount_tmpfs(folder, f"size={size_mb}m,mode=0711")
 
 
 def quota_full(folder: Path) -> bool:
@@ -144,13 +139,15 @@ def diff(repo: Path, workspace: Path) -> str:
     return "".join(chunks)
 
 
-def changed_entries(repo: Path, workspace: Path
+def changed_entries(repo: Path, workspace: Path,
+                    before: dict[str, os.stat_result] | None = None,
                     ) -> list[tuple[str, os.stat_result | None, os.stat_result | None]]:
     """Every entry that is not a link to the repository's file, sorted.
 
     Each is ``(path, repository lstat, workspace lstat)``, None where a side lacks it.
+    ``before``: the repository's listing, when the caller keeps one (a frozen repository).
     """
-    before, after = _files(repo), _files(workspace)
+    before, after = before if before is not None else _files(repo), _files(workspace)
     return [(rel, before.get(rel), after.get(rel)) for rel in sorted(set(before) | set(after))
             if not _same_inode(before.get(rel), after.get(rel))]
 
@@ -172,6 +169,7 @@ class Fingerprint:
         self.repo = repo
         self.bytes_hashed = 0  # file content read so far (what the budget is about)
         self._digests: dict[tuple[int, ...], str] = {}
+        self._repo_files = _files(repo)  # the repository is frozen: listed once
 
     def adopt(self, workspace: Path) -> None:
         """Record that ``workspace`` was just copied from the repository, unchanged.
@@ -180,30 +178,29 @@ class Fingerprint:
         them (a command that changes a copy changes its change time, so it is hashed anew).
         """
         seen = dict(self._digests)
-        before = _files(self.repo)
         for rel, info in _files(workspace).items():
-            old = before.get(rel)
+            old = self._repo_files.get(rel)
             if old is not None and old.st_size == info.st_size \
                     and stat.S_IFMT(old.st_mode) == stat.S_IFMT(info.st_mode):
-                seen[_version(info)] = self._digest(self.repo / rel, old, seen)
+                seen[_version(info)] = self._digest(self.repo, rel, old, seen)
         self._digests = seen
 
     def __call__(self, workspace: Path) -> str:
         """The fingerprint of ``workspace`` now."""
         seen: dict[tuple[int, ...], str] = {}
         total = hashlib.sha1()
-        for rel, old, new in changed_entries(self.repo, workspace):
-            digest = self._digest(workspace / rel, new, seen) if new else "deleted"
-            if old is not None and digest == self._digest(self.repo / rel, old, seen):
+        for rel, old, new in changed_entries(self.repo, workspace, self._repo_files):
+            digest = self._digest(workspace, rel, new, seen) if new else "deleted"
+            if old is not None and digest == self._digest(self.repo, rel, old, seen):
                 continue  # an equal copy
             total.update(f"{rel}\0{digest}\n".encode("utf-8", "surrogateescape"))
         self._digests = seen  # forget versions that are gone
         return total.hexdigest()[:16]
 
-    def _digest(self, path: Path, info: os.stat_result, seen: dict) -> str:
+    def _digest(self, root: Path, rel: str, info: os.stat_result, seen: dict) -> str:
         key = _version(info)
         if key not in seen:
-            seen[key] = self._digests.get(key) or self._hash(path, info)
+            seen[key] = self._digests.get(key) or self._hash(root / rel, info)
         return seen[key]
 
     def _hash(self, path: Path, info: os.stat_result) -> str:
