@@ -64,13 +64,21 @@ def test_engine_errors_name_the_engine():
         DockerSandbox(docker_host=url)
 
 
-def test_commands_run_through_the_sdk_without_a_cli_process(monkeypatch):
+@pytest.mark.parametrize("server", [True, False], ids=["command-server", "exec"])
+def test_commands_run_through_the_sdk_without_a_cli_process(monkeypatch, server):
+    from environments.swe import sandbox_docker
+
     root = episode_root()
     workspace = root / "ws"
     workspace.mkdir(mode=0o777)
     sandbox = DockerSandbox()
+    if not server:  # as for an image without python3: every command an exec
+        monkeypatch.setattr(sandbox_docker, "_NO_SERVER",
+                            {(sandbox.engine.url, sandbox.image or sandbox._images[
+                                sandbox.engine.url])})
     try:
         sandbox.start(workspace)
+        assert (sandbox.container.channel is not None) == server
         spawned = []
         real = subprocess.Popen.__init__
 
@@ -83,6 +91,9 @@ def test_commands_run_through_the_sdk_without_a_cli_process(monkeypatch):
         assert (result.output, result.exit_code) == ("from stdin\nerr\n", 3)
         assert sandbox.run("sleep 5", timeout=1).timed_out
         assert sandbox.run("echo still here").output == "still here\n"
+        held = sandbox.run("sleep 30 & echo left running", timeout=20)
+        assert held.output == "left running\n" and not held.timed_out  # not waited for
+        assert "Permission denied" in sandbox.run("ls /proc/1/fd").output or not server
         assert spawned == []  # no `docker` process per command (nor any other)
     finally:
         monkeypatch.undo()
@@ -169,13 +180,15 @@ def test_episodes_spread_over_two_engines_and_survive_one_dying(two_engines):
 
         calls = []
 
-        def expert_then_kill(conversation):
-            calls.append(1)
+        def look_then_expert(conversation):  # each episode runs a command first, so that
+            calls.append(1)                    # one runs on the TCP engine after it died
             if len(calls) == 3:
-                remote.stop()  # the TCP engine dies mid-run
+                remote.stop()
+            if conversation.turn == 0:
+                return ToolCall("bash", {"command": "ls"}).to_text()
             return conversation.info["expert_action"]
 
-        episodes = agentgym.rollout(envs, expert_then_kill, tasks=6, progress=False)
+        episodes = agentgym.rollout(envs, look_then_expert, tasks=6, progress=False)
     finally:
         for env in envs:
             env.close()

@@ -175,18 +175,20 @@ class Output:
 
 
 def drain(fd: int, read: Callable[[], bytes | None], limits: Limits, timeout: float,
-          stop_when: Callable[[], bool] | None = None) -> Output:
-    """Call ``read()`` whenever ``fd`` is readable until it returns ``None`` (end of output).
+          stop_when: Callable[[], bool] | None = None,
+          done: Callable[[], bool] | None = None) -> Output:
+    """Call ``read()`` whenever ``fd`` is readable, until the end of the output.
 
-    Keeps ``limits.keep_bytes`` (half head, half tail) whatever arrives, and stops early at
-    the time limit (plus a grace the sandbox's own timer uses first), past
+    The end is ``read()`` returning ``None``, or ``done()`` saying so. Keeps
+    ``limits.keep_bytes`` (half head, half tail) whatever arrives, and stops early at the
+    time limit (plus a grace the sandbox's own timer uses first), past
     ``limits.output_bytes``, or when ``stop_when()`` says so; the caller then kills.
     """
     keep = limits.keep_bytes // 2
     head, tail = bytearray(), bytearray()
     total, timed_out, stopped, over = 0, False, False, False
     deadline = time.monotonic() + timeout + 2.0  # the sandbox's own timer goes first
-    while True:
+    while done is None or not done():
         left = deadline - time.monotonic()
         if left <= 0:
             timed_out = True

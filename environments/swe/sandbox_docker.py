@@ -15,6 +15,7 @@ the engine's error, while the others go on.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import functools
 import os
 import shlex
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from agentgym.errors import InvalidOptionError, SandboxError
-from environments.swe import mounts, orphans, transfer
+from environments.swe import command_server, mounts, orphans, transfer
 from environments.swe.docker_engine import Engine, Engines, engine
 from environments.swe.images import ensure_base_image
 from environments.swe.sandbox import SANDBOX_UID, WORKDIR, Limits, RunResult, Sandbox, drain
@@ -39,11 +40,69 @@ from environments.swe.warm_pool import WarmPool
 
 @dataclass(frozen=True)
 class Container:
-    """A started container, with the host folder bound into it (warm) or a copy (remote)."""
+    """A started container, with the host folder bound into it (warm) or a copy (remote).
+
+    ``channel``: the attach stream to its command server (None: commands are execs).
+    """
 
     id: str
     slot: Path | None = None
     copied: bool = False
+    channel: Channel | None = None
+
+
+class Channel:
+    """The attach stream of a container whose pid 1 is the command server."""
+
+    def __init__(self, on: Engine, container: str) -> None:
+        with on.failing("attaching to a sandbox container"):
+            self.stream = on.api.attach_socket(container, params={
+                "stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+        self.raw: socket.socket = getattr(self.stream, "_sock", self.stream)
+        self.frames = _Frames(self.raw, streams=(1,))  # the server's own stderr: not ours
+
+    def ready(self) -> bool:
+        """Whether the server answers a ping."""
+        return command_server.wait_ready(self.raw, self.frames.read)
+
+    def run(self, script: str, stdin: bytes, timeout: float, limits: Limits) -> RunResult:
+        """One command through the server; its output kept as ``drain`` keeps it."""
+        messages = command_server.Messages()
+        self.raw.sendall(command_server.request(script, stdin, timeout, limits.output_bytes))
+
+        def read() -> bytes | None:
+            chunk = self.frames.read()
+            return None if chunk is None else messages.feed(chunk)
+
+        unlimited = dataclasses.replace(limits, output_bytes=1 << 62)  # the server stops it
+        output = drain(self.raw.fileno(), read, unlimited, timeout,
+                       done=lambda: messages.answer is not None)
+        answer = messages.answer
+        if answer is None:
+            raise _ServerLost(f"the command server did not answer ({output.total} bytes read)")
+        return dataclasses.replace(output.result(answer.exit_code), timed_out=answer.timed_out,
+                                   output_stopped=answer.stopped)
+
+    def collect(self, script: str, stdin: bytes, timeout: float = 600.0) -> tuple[bytes, int]:
+        """All the output and the exit code of one of our own commands (tar), no limits."""
+        messages, chunks = command_server.Messages(), []
+        self.raw.sendall(command_server.request(f"{script} 2>/dev/null", stdin, timeout,
+                                                1 << 31))
+        while messages.answer is None:
+            chunk = self.frames.read()
+            if chunk is None:
+                raise _ServerLost("the command server went away")
+            chunks.append(messages.feed(chunk))
+        return b"".join(chunks), messages.answer.exit_code
+
+    def close(self) -> None:
+        """Close the stream."""
+        self.raw.close()
+        self.stream.close()
+
+
+class _ServerLost(Exception):
+    """The container's command server stopped answering (the container restarts)."""
 
 
 class DockerSandbox(Sandbox):
@@ -159,6 +218,8 @@ class DockerSandbox(Sandbox):
 
     def _execute(self, script: str, timeout: float, stdin: bytes, limits: Limits) -> RunResult:
         assert self.container is not None
+        if self.container.channel is not None:
+            return self._serve(script, timeout, stdin, limits)
         api = self.engine.api
         with self.engine.failing("running a command in a sandbox container"):
             run = api.exec_create(self.container.id, ["bash", "-c", _contained(script, timeout)],
@@ -178,10 +239,23 @@ class DockerSandbox(Sandbox):
             self._mirror()
         return output.result(code)
 
+    def _serve(self, script: str, timeout: float, stdin: bytes, limits: Limits) -> RunResult:
+        assert self.container is not None and self.container.channel is not None
+        try:
+            with self.engine.failing("running a command in a sandbox container"):
+                result = self.container.channel.run(script, stdin, timeout, limits)
+        except _ServerLost as exc:  # a restart brings a fresh server (and kills everything)
+            self._restart()
+            return RunResult(f"[the sandbox stopped answering and was restarted: {exc}]", -9,
+                             timed_out=True)
+        if self.container.copied:
+            self._mirror()
+        return result
+
     def _mirror(self) -> None:
         """Bring the container's workspace back into the host folder (a copied one)."""
         assert self.container is not None and self.workspace is not None
-        archive, code = _exec_bytes(self.engine, self.container.id,
+        archive, code = _exec_bytes(self.engine, self.container,
                                     ["tar", "-c", "-C", self.mount, "-f", "-", "."])
         if code != 0:
             raise SandboxError(f"Copying the workspace out of the container on the docker "
@@ -198,14 +272,25 @@ class DockerSandbox(Sandbox):
         return -1
 
     def _after_kill(self) -> None:
-        # the command (a fork bomb, say) may still run in the container, where no new process
-        # may start; a restart kills everything, keeps the workspace, and clears /tmp
+        # an exec'd command (a fork bomb, say) may still run in the container, where no new
+        # process may start; a restart kills everything, keeps the workspace, and clears /tmp
+        # (a command server has already killed everything: pid 1 can)
+        if self.container and self.container.channel is None:
+            self._restart()
+
+    def _restart(self) -> None:
         if self.container:
+            channel = self.container.channel
+            if channel is not None:
+                channel.close()
             with self.engine.failing("restarting a sandbox container"):
                 self.engine.api.restart(self.container.id, timeout=0)
+            if channel is not None:
+                self.container = dataclasses.replace(
+                    self.container, channel=_connect(self.engine, self.container.id))
             if self.container.copied:  # the restart emptied its workspace: the host's copy
                 assert self.workspace is not None  # holds it as of the last whole command
-                _copy_in(self.engine, self.container.id, self.workspace, self.mount)
+                _copy_in(self.engine, self.container, self.workspace, self.mount)
 
     def detach(self) -> None:
         """Take the workspace out of the container at once; remove it in the background."""
@@ -255,10 +340,13 @@ def _send(raw: socket.socket, data: bytes) -> None:
 
 
 class _Frames:
-    """The engine's multiplexed exec stream as plain bytes (8-byte header, then payload)."""
+    """The engine's multiplexed stream as plain bytes (8-byte header, then payload).
 
-    def __init__(self, raw: socket.socket) -> None:
-        self.raw, self.header, self.left = raw, b"", 0
+    ``streams``: which to keep (1 stdout, 2 stderr).
+    """
+
+    def __init__(self, raw: socket.socket, streams: tuple[int, ...] = (1, 2)) -> None:
+        self.raw, self.header, self.left, self.streams, self.keep = raw, b"", 0, streams, True
 
     def read(self) -> bytes | None:
         """The payload in what the socket has now; ``None`` at the end of the stream."""
@@ -274,9 +362,11 @@ class _Frames:
                 need = 8 - len(self.header)
                 self.header, chunk = self.header + chunk[:need], chunk[need:]
                 if len(self.header) == 8:
+                    self.keep = self.header[0] in self.streams
                     self.left, self.header = int.from_bytes(self.header[4:], "big"), b""
                 continue
-            payload += chunk[:self.left]
+            if self.keep:
+                payload += chunk[:self.left]
             chunk, self.left = chunk[self.left:], self.left - len(chunk[:self.left])
         return bytes(payload)
 
@@ -307,8 +397,10 @@ def _create(engine: Engine, image: str, mount: str, limits: Limits, workspace: P
             tmpfs=tmpfs, cap_drop=["ALL"], security_opt=["no-new-privileges"], mounts=mounts,
             ulimits=[docker.types.Ulimit(name="fsize", soft=limits.file_mb << 20,
                                          hard=limits.file_mb << 20)])
+        serve = (engine.url, image) not in _NO_SERVER
+        command = ["python3", "-c", command_server.SERVER] if serve else ["bash", "-c", _KEEPER]
         created = api.create_container(
-            image, ["bash", "-c", _KEEPER], name=f"agentgym-swe-{os.getpid()}-"
+            image, command, stdin_open=serve, name=f"agentgym-swe-{os.getpid()}-"
             f"{uuid.uuid4().hex[:8]}", user=f"{SANDBOX_UID}:{SANDBOX_UID}", working_dir=mount,
             environment={"HOME": mount}, host_config=host,
             labels={"agentgym.swe": "1", "agentgym.owner": str(os.getpid())})
@@ -317,7 +409,26 @@ def _create(engine: Engine, image: str, mount: str, limits: Limits, workspace: P
         except Exception:
             api.remove_container(created["Id"], force=True)
             raise
-    return Container(created["Id"], slot)
+    if not serve:
+        return Container(created["Id"], slot)
+    try:
+        return Container(created["Id"], slot, channel=_connect(engine, created["Id"]))
+    except _ServerLost:  # no python3 in this image: commands become execs
+        _NO_SERVER.add((engine.url, image))
+        _remove(engine, Container(created["Id"]))
+        return _create(engine, image, mount, limits, workspace, slot, tmpfs_mb)
+
+
+_NO_SERVER: set[tuple[str, str]] = set()  # (engine, image) whose containers cannot serve
+
+
+def _connect(on: Engine, container: str) -> Channel:
+    """The channel to a started container's command server, once it answers."""
+    channel = Channel(on, container)
+    if not channel.ready():
+        channel.close()
+        raise _ServerLost(f"no command server in container {container[:12]}")
+    return channel
 
 
 def _start_copied(on: Engine, image: str, mount: str, limits: Limits,
@@ -327,14 +438,14 @@ def _start_copied(on: Engine, image: str, mount: str, limits: Limits,
         + limits.disk_mb + 1
     started = _create(on, image, mount, limits, None, tmpfs_mb=size_mb)
     try:
-        _copy_in(on, started.id, workspace, mount)
+        _copy_in(on, started, workspace, mount)
     except SandboxError:
         _remove(on, started)
         raise
-    return Container(started.id, copied=True)
+    return dataclasses.replace(started, copied=True)
 
 
-def _copy_in(on: Engine, container: str, workspace: Path, mount: str) -> None:
+def _copy_in(on: Engine, container: Container, workspace: Path, mount: str) -> None:
     output, code = _exec_bytes(on, container, ["tar", "-x", "-C", mount, "-f", "-"],
                                transfer.pack(workspace))
     if code != 0:
@@ -342,14 +453,17 @@ def _copy_in(on: Engine, container: str, workspace: Path, mount: str) -> None:
                            f"{on.url} failed (tar exit {code}): {output[-500:]!r}")
 
 
-def _exec_bytes(on: Engine, container: str, argv: list[str],
+def _exec_bytes(on: Engine, container: Container, argv: list[str],
                 stdin: bytes = b"") -> tuple[bytes, int]:
     """All the stdout and the exit code of ``argv`` run in ``container`` on ``stdin``.
 
     For our own tools (tar): no limits, no wrapper.
     """
+    if container.channel is not None:
+        with on.failing("copying a workspace"):
+            return container.channel.collect(shlex.join(argv), stdin)
     with on.failing("copying a workspace"):
-        run = on.api.exec_create(container, argv, stdin=True, stderr=False)["Id"]
+        run = on.api.exec_create(container.id, argv, stdin=True, stderr=False)["Id"]
         stream = on.api.exec_start(run, socket=True)
         raw: socket.socket = getattr(stream, "_sock", stream)
         try:
@@ -369,6 +483,8 @@ def _exec_bytes(on: Engine, container: str, argv: list[str],
 
 
 def _remove(engine: Engine, container: Container) -> None:
+    if container.channel is not None:
+        container.channel.close()
     try:
         engine.api.remove_container(container.id, force=True)
     except Exception:  # gone already, or the engine is: the orphan reaper gets it later
