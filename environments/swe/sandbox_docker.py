@@ -211,7 +211,8 @@ class DockerSandbox(Sandbox):
                 slot.mkdir(mode=0o755)
                 return _create(on, image, mount, self.limits, None, slot)
 
-            self._pool = WarmPool(make, functools.partial(_remove, on), self.warm)
+            self._pool = WarmPool(make, functools.partial(_remove, on), self.warm,
+                                  delay=_SETTLE_S)
             self._pool_key = (on.url, image, mount)
         assert self._pool is not None
         return self._pool
@@ -297,7 +298,8 @@ class DockerSandbox(Sandbox):
         if self.container is not None:
             if self.container.slot is not None:
                 _unbind(self.container.slot)
-            self._removing.append(_REMOVER.submit(_remove, self.engine, self.container))
+            self._removing.append(_REMOVER.submit(_remove, self.engine, self.container,
+                                                  _SETTLE_S))
             self.container = None
 
     def close(self) -> None:
@@ -318,6 +320,7 @@ class DockerSandbox(Sandbox):
 # pid 1 of a container: bash reaps the orphans commands leave (their zombies would hold pids)
 # and, being pid 1, survives the kill(-1) that ends each command's leftovers
 _KEEPER = "while :; do sleep 3600 & wait $!; done"
+_SETTLE_S = 0.3  # background container work waits this long after a reset begins
 _REMOVER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="agentgym-docker-rm")
 
 
@@ -482,7 +485,8 @@ def _exec_bytes(on: Engine, container: Container, argv: list[str],
     return b"".join(chunks), -1
 
 
-def _remove(engine: Engine, container: Container) -> None:
+def _remove(engine: Engine, container: Container, after_s: float = 0.0) -> None:
+    time.sleep(after_s)  # a reset's own work goes first
     if container.channel is not None:
         container.channel.close()
     try:

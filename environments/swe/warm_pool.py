@@ -7,6 +7,7 @@ machines); the pool starts the next one while the episode runs.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -17,13 +18,17 @@ T = TypeVar("T")
 class WarmPool(Generic[T]):
     """Up to ``size`` ready items made by ``make``; ``discard`` frees one.
 
+    Refills start ``delay`` seconds after a ``take``, so they do not compete with the work
+    the taken item is for.
+
     ``take()`` returns a ready item, or ``None`` when there is none yet (the caller makes
     its own), and wakes the refill thread. If ``make`` fails, the pool stays empty until
     the next ``take`` and the error is kept in ``self.problem``.
     """
 
-    def __init__(self, make: Callable[[], T], discard: Callable[[T], None], size: int) -> None:
-        self.make, self.discard, self.size = make, discard, size
+    def __init__(self, make: Callable[[], T], discard: Callable[[T], None], size: int,
+                 delay: float = 0.0) -> None:
+        self.make, self.discard, self.size, self.delay = make, discard, size, delay
         self.problem = ""
         self._ready: deque[T] = deque()
         self._lock = threading.Lock()
@@ -63,6 +68,7 @@ class WarmPool(Generic[T]):
         while not self._closed:
             self._wake.wait()
             self._wake.clear()
+            time.sleep(self.delay)  # the taker's work (a reset) goes first
             while not self._closed and len(self._ready) < self.size:
                 try:
                     item = self.make()
