@@ -119,10 +119,11 @@ ORPHAN_SCRIPT = textwrap.dedent("""
         pool = EnvPool("TextWorld-v0", 2, env_kwargs={"preset": "easy"})
         pool.call(0, "reset", seed=0)
         pool.call(1, "reset", seed=1)
-        print(*pool.pids(), flush=True)
         if sys.argv[1] == "exit":
+            print(*pool.pids(), flush=True)
             sys.exit(0)          # no close(): the atexit handler must stop the workers
         with pool:
+            print(*pool.pids(), flush=True)  # the signal comes while the pool is in use
             time.sleep(60)       # Ctrl-C closes the pool on the way out; SIGKILL can't, and
                                  # the workers die with their parent instead
 """)

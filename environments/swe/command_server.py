@@ -21,6 +21,8 @@ import struct
 import time
 from dataclasses import dataclass
 
+from agentgym.errors import SandboxError
+
 SERVER = r'''
 import ctypes, os, select, signal, struct, subprocess, threading, time
 ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: /proc/1 is root's to read
@@ -140,7 +142,8 @@ class Messages:
                 code, timed_out, stopped = struct.unpack(">iBB", payload)
                 self.answer = Answer(code, bool(timed_out), bool(stopped))
             else:
-                raise ValueError(f"unexpected message {kind!r}")
+                raise SandboxError(f"The container's command server sent {kind!r}, not an "
+                                   "answer: its stream is out of step.")
         return bytes(output)
 
 
