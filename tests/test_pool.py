@@ -133,8 +133,11 @@ ORPHAN_SCRIPT = textwrap.dedent("""
 def test_no_orphan_workers(tmp_path, how):
     script = tmp_path / "pool_script.py"
     script.write_text(ORPHAN_SCRIPT)
+    # a terminal's Ctrl-C reaches a process whose SIGINT is at its default; one inherited as
+    # ignored (from whatever the test process ran before) would never raise KeyboardInterrupt
     proc = subprocess.Popen([sys.executable, str(script), how], stdout=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+                            text=True, env={**os.environ, "PYTHONPATH": os.getcwd()},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     pids = [int(p) for p in proc.stdout.readline().split()]
     assert len(pids) == 2 and all(alive(p) for p in pids)
     if how == "sigkill":

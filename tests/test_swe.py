@@ -370,7 +370,8 @@ def test_swe_bench_instances_run_in_their_own_image(tmp_path):
 
 def test_containers_of_a_killed_process_are_reaped():
     script = ("import os, signal, agentgym\n"
-              "env = agentgym.make('SWE-v0', sandbox='docker', tasks_per_source=2)\n"
+              "env = agentgym.make('SWE-v0', sandbox='docker', tasks_per_source=2, "
+              "warm_containers=2)\n"
               "env.reset(seed=0)\n"
               "time.sleep(2)  # the warm pool starts its containers\n"
               "print(os.getpid(), env.unwrapped.sandbox.container.id, flush=True)\n"
