@@ -198,3 +198,35 @@ def test_episodes_spread_over_two_engines_and_survive_one_dying(two_engines):
         assert remote.url in episode.error["message"], episode.error
     assert all(e.outcome.success for e in episodes if not e.error)
     assert docker_available(local.url) and not docker_available(remote.url)
+
+
+def test_mirroring_never_writes_through_a_link(tmp_path):
+    """A link the workspace holds (dangling or not) is replaced, never written through."""
+    import io
+    import tarfile
+
+    from environments.swe import transfer
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "dangling.py").symlink_to(outside / "planted.py")
+    (outside / "real.txt").write_text("host data")
+    (workspace / "linked.txt").symlink_to(outside / "real.txt")
+    def archive(*names):
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for name in names:
+                info = tarfile.TarInfo(name)
+                info.size = 4
+                tar.addfile(info, io.BytesIO(b"evil"))
+        return buffer.getvalue()
+
+    with pytest.raises(SandboxError, match="outside it"):
+        transfer.mirror(archive("../escape.py"), workspace)
+    transfer.mirror(archive("dangling.py", "linked.txt"), workspace)
+    assert not (outside / "planted.py").exists() and not (tmp_path / "escape.py").exists()
+    assert (outside / "real.txt").read_text() == "host data"
+    assert not (workspace / "dangling.py").is_symlink()
+    assert (workspace / "dangling.py").read_bytes() == b"evil"

@@ -79,12 +79,13 @@ def _place(tar: tarfile.TarFile, member: tarfile.TarInfo, workspace: Path, rel: 
     elif member.isfile() or member.islnk():
         data = tar.extractfile(member)
         content = data.read() if data else b""
-        if not path.is_file() or path.stat().st_size != len(content) \
+        if path.is_symlink() or not path.is_file() or path.stat().st_size != len(content) \
                 or path.read_bytes() != content:
-            if path.exists():
-                path.unlink()  # a new file, never a write through a link to the repository
-            path.write_bytes(content)
-            path.chmod(0o644)
+            if path.is_symlink() or path.exists():
+                path.unlink()  # a new file, never a write through a link (dangling ones too)
+            made = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(made, "wb") as out:
+                out.write(content)
 
 
 def _kind(path: Path) -> str:
