@@ -13,6 +13,8 @@ from typing import Any
 from agentgym.errors import MissingDependencyError
 from agentgym.pool import Method, Pool, PoolError, PoolResult, call_env, make_env
 
+_CLOSE_S = 30.0
+
 
 class EnvActor:
     """Holds one env inside a Ray actor; every call returns ``(ok, value_or_error)``."""
@@ -151,10 +153,17 @@ class RayEnvPool(Pool):
             time.sleep(0.05)
 
     def close(self) -> None:
-        """Kill every actor (and the local Ray instance this pool started). Idempotent."""
+        """Close every env, kill every actor (and the local Ray instance this pool started).
+
+        Idempotent.
+        """
         if self._closed:
             return
         self._closed = True
+        # envs release what they hold (containers, folders) before their actors are killed;
+        # a close queues behind a call in flight, so a hung env gets _CLOSE_S, not forever
+        closing = [actor.call.remote("close", (), {}) for actor in self._actors]
+        self._ray.wait(closing, num_returns=len(closing), timeout=_CLOSE_S)
         for actor in self._actors:
             self._ray.kill(actor, no_restart=True)
         if self._own_ray:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -14,10 +16,10 @@ from agentgym.errors import SandboxError
 from agentgym.protocols import ToolCall
 from environments.swe.docker_engine import docker_available
 from environments.swe.mounts import is_mount_point
-from environments.swe.orphans import episode_root
+from environments.swe.orphans import ROOT_PREFIX, episode_root
 from environments.swe.sandbox_docker import DockerSandbox
 from environments.swe.warm_pool import WarmPool
-from tests.engines import DockerEngine, wait_until
+from tests.engines import STARTED, DockerEngine, wait_until
 from tests.test_swe import containers
 
 
@@ -114,12 +116,21 @@ def test_resets_take_warm_containers_with_the_episodes_own_workspace():
             assert container.slot is not None and is_mount_point(container.slot)  # warm
             seen.add(container.id)
             slots.add(container.slot)
-            obs, *_ = bash(env, "ls marker-* 2>&1; touch marker-$RANDOM; pwd")
-            assert "No such file" in obs and "/workspace" in obs  # a fresh workspace
+            obs, *_ = bash(env, f"ls; ls marker-* 2>&1; touch marker-{seed} && echo wrote")
+            # the episode's own fresh workspace, writable, and what is written reaches the host
+            assert "tests" in obs and "No such file" in obs and "wrote" in obs, obs
+            assert [p.name for p in env.unwrapped._workspace.glob("marker-*")] == [f"marker-{seed}"]
             wait_until(lambda: sandbox._pool.ready == 2)
         assert len(seen) == 3
+        _, info = env.reset(seed=0)
+        while True:  # an expert episode on a warm container is graded as on a cold one
+            _, reward, terminated, truncated, info = env.step(info["expert_action"])
+            if terminated or truncated:
+                break
+        assert info["outcome_channels"]["resolved"] == 1.0
     assert containers() == []
     assert not any(is_mount_point(slot) or slot.exists() for slot in slots)
+    assert not any(slot.parent.exists() for slot in slots)  # the last close unmounts it
 
 
 def test_parallel_episodes_keep_to_their_own_containers():
@@ -150,6 +161,30 @@ def test_parallel_episodes_keep_to_their_own_containers():
     assert containers() == []
 
 
+def episode_folders() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob(f"{ROOT_PREFIX}*"))
+
+
+@pytest.mark.parametrize("pool_kind", ["ray", "envpool"])
+def test_swe_episodes_in_a_pool_through_the_rollout_engine_leave_nothing(pool_kind):
+    """Envs in Ray actors (or worker processes), warm containers on: every episode is
+    resolved, and closing the pool leaves no container, folder or mount behind."""
+    from agentgym.pool import EnvPool
+    from agentgym.ray_pool import RayEnvPool
+
+    before = episode_folders()
+    kwargs = {"sandbox": "docker", "tasks_per_source": 2}
+    pool = (RayEnvPool("SWE-v0", 3, env_kwargs=kwargs, timeout=300, num_cpus=0.5)
+            if pool_kind == "ray" else EnvPool("SWE-v0", 3, env_kwargs=kwargs, timeout=300))
+    with pool:
+        episodes = agentgym.rollout(pool, agentgym.ExpertPolicy(), tasks=6, progress=False)
+    assert [e.error for e in episodes] == [None] * 6
+    assert all(e.outcome.success for e in episodes)
+    assert containers() == []
+    assert episode_folders() <= before
+    assert ROOT_PREFIX.encode() not in Path("/proc/self/mountinfo").read_bytes()
+
+
 @pytest.fixture
 def two_engines():
     engines = [DockerEngine(tcp=False), DockerEngine(tcp=True)]
@@ -178,14 +213,17 @@ def test_episodes_spread_over_two_engines_and_survive_one_dying(two_engines):
             assert info["outcome_channels"]["resolved"] == 1.0
         assert used == set(urls)
 
-        calls = []
+        def on_remote(hostname: str) -> bool:
+            return any(env.unwrapped.sandbox.engine.url == remote.url
+                       and env.unwrapped.sandbox.container.id.startswith(hostname)
+                       for env in envs if env.unwrapped.sandbox.container)
 
-        def look_then_expert(conversation):  # each episode runs a command first, so that
-            calls.append(1)                    # one runs on the TCP engine after it died
-            if len(calls) == 3:
-                remote.stop()
-            if conversation.turn == 0:
-                return ToolCall("bash", {"command": "ls"}).to_text()
+        def look_then_expert(conversation):
+            if conversation.turn == 0:  # which container is this episode's?
+                return ToolCall("bash", {"command": "cat /etc/hostname"}).to_text()
+            hostname = conversation.observation.split()[0]
+            if conversation.turn == 1 and remote in STARTED and on_remote(hostname):
+                remote.stop()  # mid-episode on the TCP engine: its next step must fail
             return conversation.info["expert_action"]
 
         episodes = agentgym.rollout(envs, look_then_expert, tasks=6, progress=False)
@@ -193,7 +231,7 @@ def test_episodes_spread_over_two_engines_and_survive_one_dying(two_engines):
         for env in envs:
             env.close()
     failed = [e for e in episodes if e.error]
-    assert len(episodes) == 6 and failed and len(failed) < 6
+    assert len(episodes) == 6 and failed and len(failed) < 6, [e.error for e in episodes]
     for episode in failed:
         assert remote.url in episode.error["message"], episode.error
     assert all(e.outcome.success for e in episodes if not e.error)

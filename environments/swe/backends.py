@@ -14,7 +14,7 @@ SANDBOXES = ("auto", "docker", "bwrap", "local")
 
 
 def make_sandbox(kind: str = "auto", *, allow_unsandboxed: bool = False,
-                 limits: Limits | None = None, quiet: bool = False, warm: int = 0,
+                 limits: Limits | None = None, quiet: bool = False, warm: int = 2,
                  docker_host: str | None = None,
                  docker_hosts: Sequence[str] | None = None) -> Sandbox:
     """The sandbox ``kind`` names; ``auto`` takes docker, else bwrap, and says which.

@@ -55,6 +55,9 @@ def kill_all():
         except ProcessLookupError:
             break
 
+WORKDIR = os.getcwd()  # a path, resolved again per command: a warm container's workspace
+                       # is mounted over it after the server started
+
 def reap():
     while True:
         try:
@@ -71,7 +74,7 @@ while True:
         continue
     proc = subprocess.Popen(["bash", "-c", script], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, cwd=WORKDIR)
     threading.Thread(target=feed, args=(proc.stdin, data), daemon=True).start()
     timer = threading.Timer(timeout_ms / 1000, kill_all)
     timer.start()

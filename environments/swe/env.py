@@ -59,8 +59,7 @@ class SWEEnv(AgentEnv):
         allow_unsandboxed: Required for ``sandbox="local"`` (no isolation).
         limits: Per-command limits (memory, processes, time, output).
         warm_containers: Docker: started, idle containers kept per image so a reset takes
-            one instead of starting one (needs root to bind the workspace in; 0, the
-            default: off; see the README for a known fault with disk quotas).
+            one instead of starting one (needs root to bind the workspace in; 0: off).
         docker_host: Docker: the engine to use (default: ``DOCKER_HOST``).
         docker_hosts: Docker: several engines; each episode's container goes to the next
             one that answers. Engines not on this machine get the workspace copied in.
@@ -98,7 +97,7 @@ class SWEEnv(AgentEnv):
         sandbox: str = "auto",
         allow_unsandboxed: bool = False,
         limits: Limits | None = None,
-        warm_containers: int = 0,
+        warm_containers: int = 2,
         docker_host: str | None = None,
         docker_hosts: list[str] | None = None,
         split: str = "train",

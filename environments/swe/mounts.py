@@ -7,7 +7,6 @@ slot; a ``mount`` process costs about 3 ms each, the system call microseconds.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import os
 from pathlib import Path
@@ -20,7 +19,7 @@ MNT_DETACH = 2
 
 @functools.cache
 def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    return ctypes.CDLL(None, use_errno=True)  # the process's own libc (find_library spawns one)
 
 
 def _call(result: int, what: str) -> str:

@@ -1,7 +1,8 @@
 """The docker sandbox: one locked-down container per episode, driven through the Docker SDK.
 
-Each command is an exec in the episode's container, its output streamed back over the
-engine's socket (no ``docker`` CLI process per command). With ``warm > 0`` (and root, to
+Each command goes to the container's command server over its attach stream (an exec per
+command where the image has no ``python3``; ``docker_streams.py``), never a ``docker`` CLI
+process. With ``warm > 0`` (and root, to
 bind the workspace in), started idle containers wait in a :class:`WarmPool` per image; a
 reset binds the episode's workspace into a ready one instead of starting one.
 
@@ -19,7 +20,6 @@ import dataclasses
 import functools
 import os
 import shlex
-import socket
 import threading
 import time
 import uuid
@@ -33,6 +33,7 @@ from typing import ClassVar
 from agentgym.errors import InvalidOptionError, SandboxError
 from environments.swe import command_server, mounts, orphans, transfer
 from environments.swe.docker_engine import Engine, Engines, engine
+from environments.swe.docker_streams import Channel, ServerLost, connect, exec_stream
 from environments.swe.images import ensure_base_image
 from environments.swe.sandbox import SANDBOX_UID, WORKDIR, Limits, RunResult, Sandbox, drain
 from environments.swe.warm_pool import WarmPool
@@ -49,60 +50,6 @@ class Container:
     slot: Path | None = None
     copied: bool = False
     channel: Channel | None = None
-
-
-class Channel:
-    """The attach stream of a container whose pid 1 is the command server."""
-
-    def __init__(self, on: Engine, container: str) -> None:
-        with on.failing("attaching to a sandbox container"):
-            self.stream = on.api.attach_socket(container, params={
-                "stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
-        self.raw: socket.socket = getattr(self.stream, "_sock", self.stream)
-        self.frames = _Frames(self.raw, streams=(1,))  # the server's own stderr: not ours
-
-    def ready(self) -> bool:
-        """Whether the server answers a ping."""
-        return command_server.wait_ready(self.raw, self.frames.read)
-
-    def run(self, script: str, stdin: bytes, timeout: float, limits: Limits) -> RunResult:
-        """One command through the server; its output kept as ``drain`` keeps it."""
-        messages = command_server.Messages()
-        self.raw.sendall(command_server.request(script, stdin, timeout, limits.output_bytes))
-
-        def read() -> bytes | None:
-            chunk = self.frames.read()
-            return None if chunk is None else messages.feed(chunk)
-
-        unlimited = dataclasses.replace(limits, output_bytes=1 << 62)  # the server stops it
-        output = drain(self.raw.fileno(), read, unlimited, timeout,
-                       done=lambda: messages.answer is not None)
-        answer = messages.answer
-        if answer is None:
-            raise _ServerLost(f"the command server did not answer ({output.total} bytes read)")
-        return dataclasses.replace(output.result(answer.exit_code), timed_out=answer.timed_out,
-                                   output_stopped=answer.stopped)
-
-    def collect(self, script: str, stdin: bytes, timeout: float = 600.0) -> tuple[bytes, int]:
-        """All the output and the exit code of one of our own commands (tar), no limits."""
-        messages, chunks = command_server.Messages(), []
-        self.raw.sendall(command_server.request(f"{script} 2>/dev/null", stdin, timeout,
-                                                1 << 31))
-        while messages.answer is None:
-            chunk = self.frames.read()
-            if chunk is None:
-                raise _ServerLost("the command server went away")
-            chunks.append(messages.feed(chunk))
-        return b"".join(chunks), messages.answer.exit_code
-
-    def close(self) -> None:
-        """Close the stream."""
-        self.raw.close()
-        self.stream.close()
-
-
-class _ServerLost(Exception):
-    """The container's command server stopped answering (the container restarts)."""
 
 
 class DockerSandbox(Sandbox):
@@ -125,7 +72,7 @@ class DockerSandbox(Sandbox):
     takes_images = True
     _live: ClassVar[weakref.WeakSet[DockerSandbox]] = weakref.WeakSet()
 
-    def __init__(self, limits: Limits | None = None, image: str | None = None, warm: int = 0,
+    def __init__(self, limits: Limits | None = None, image: str | None = None, warm: int = 2,
                  docker_host: str | None = None,
                  docker_hosts: Sequence[str] | None = None) -> None:
         super().__init__(limits)
@@ -207,9 +154,7 @@ class DockerSandbox(Sandbox):
                 self._pool.close()
 
             def make() -> Container:
-                slot = _slots() / uuid.uuid4().hex[:12]
-                slot.mkdir(mode=0o755)
-                return _create(on, image, mount, self.limits, None, slot)
+                return _create(on, image, mount, self.limits, None, _new_slot())
 
             self._pool = WarmPool(make, functools.partial(_remove, on), self.warm,
                                   delay=_SETTLE_S)
@@ -221,21 +166,13 @@ class DockerSandbox(Sandbox):
         assert self.container is not None
         if self.container.channel is not None:
             return self._serve(script, timeout, stdin, limits)
-        api = self.engine.api
-        with self.engine.failing("running a command in a sandbox container"):
-            run = api.exec_create(self.container.id, ["bash", "-c", _contained(script, timeout)],
-                                  stdin=True)["Id"]
-            stream = api.exec_start(run, socket=True)
-        raw: socket.socket = getattr(stream, "_sock", stream)
-        try:
-            threading.Thread(target=_send, args=(raw, stdin), daemon=True).start()
-            output = drain(raw.fileno(), _Frames(raw).read, limits, timeout)
-        finally:
-            raw.close()
-            stream.close()
-        if output.timed_out or output.stopped:
-            return output.result(-9)
-        code = self._exit_code(run)
+        argv = ["bash", "-c", _contained(script, timeout)]
+        with exec_stream(self.engine, self.container.id, argv, stdin,
+                         "running a command in a sandbox container") as run:
+            output = drain(run.fileno(), run.frames.read, limits, timeout)
+            if output.timed_out or output.stopped:
+                return output.result(-9)
+            code = run.exit_code()
         if self.container.copied:
             self._mirror()
         return output.result(code)
@@ -245,7 +182,7 @@ class DockerSandbox(Sandbox):
         try:
             with self.engine.failing("running a command in a sandbox container"):
                 result = self.container.channel.run(script, stdin, timeout, limits)
-        except _ServerLost as exc:  # a restart brings a fresh server (and kills everything)
+        except ServerLost as exc:  # a restart brings a fresh server (and kills everything)
             self._restart()
             return RunResult(f"[the sandbox stopped answering and was restarted: {exc}]", -9,
                              timed_out=True)
@@ -263,15 +200,6 @@ class DockerSandbox(Sandbox):
                                f"engine at {self.engine.url} failed (tar exit {code}).")
         transfer.mirror(archive, self.workspace)
 
-    def _exit_code(self, run: str) -> int:
-        for _ in range(200):  # the stream can end a moment before the engine records the exit
-            with self.engine.failing("reading a command's exit code"):
-                state = self.engine.api.exec_inspect(run)
-            if not state["Running"]:
-                return int(state["ExitCode"])
-            time.sleep(0.005)
-        return -1
-
     def _after_kill(self) -> None:
         # an exec'd command (a fork bomb, say) may still run in the container, where no new
         # process may start; a restart kills everything, keeps the workspace, and clears /tmp
@@ -288,7 +216,7 @@ class DockerSandbox(Sandbox):
                 self.engine.api.restart(self.container.id, timeout=0)
             if channel is not None:
                 self.container = dataclasses.replace(
-                    self.container, channel=_connect(self.engine, self.container.id))
+                    self.container, channel=connect(self.engine, self.container.id))
             if self.container.copied:  # the restart emptied its workspace: the host's copy
                 assert self.workspace is not None  # holds it as of the last whole command
                 _copy_in(self.engine, self.container, self.workspace, self.mount)
@@ -298,8 +226,7 @@ class DockerSandbox(Sandbox):
         if self.container is not None:
             if self.container.slot is not None:
                 _unbind(self.container.slot)
-            self._removing.append(_REMOVER.submit(_remove, self.engine, self.container,
-                                                  _SETTLE_S))
+            self._removing.append(_remove_soon(self.engine, self.container))
             self.container = None
 
     def close(self) -> None:
@@ -311,6 +238,7 @@ class DockerSandbox(Sandbox):
         for removal in self._removing:
             removal.result()
         self._removing.clear()
+        _release_slots(only_if_empty=True)
         if not self._released:
             self.engines.release()
             self._released = True
@@ -331,47 +259,6 @@ def _contained(script: str, timeout: float) -> str:
     return (f"timeout -s KILL {timeout:.0f} bash -c {shlex.quote(script)} 2>&1; code=$?; "
             "for ((i = 0; i < 200; i++)); do kill -9 -1 2>/dev/null || break; done; "
             "exit $code")
-
-
-def _send(raw: socket.socket, data: bytes) -> None:
-    try:
-        if data:
-            raw.sendall(data)
-        raw.shutdown(socket.SHUT_WR)  # the engine closes the command's stdin
-    except OSError:
-        pass  # the command ended (or was stopped) before reading it all
-
-
-class _Frames:
-    """The engine's multiplexed stream as plain bytes (8-byte header, then payload).
-
-    ``streams``: which to keep (1 stdout, 2 stderr).
-    """
-
-    def __init__(self, raw: socket.socket, streams: tuple[int, ...] = (1, 2)) -> None:
-        self.raw, self.header, self.left, self.streams, self.keep = raw, b"", 0, streams, True
-
-    def read(self) -> bytes | None:
-        """The payload in what the socket has now; ``None`` at the end of the stream."""
-        try:
-            chunk = self.raw.recv(65536)
-        except OSError:
-            return None
-        if not chunk:
-            return None
-        payload = bytearray()
-        while chunk:
-            if self.left == 0:
-                need = 8 - len(self.header)
-                self.header, chunk = self.header + chunk[:need], chunk[need:]
-                if len(self.header) == 8:
-                    self.keep = self.header[0] in self.streams
-                    self.left, self.header = int.from_bytes(self.header[4:], "big"), b""
-                continue
-            if self.keep:
-                payload += chunk[:self.left]
-            chunk, self.left = chunk[self.left:], self.left - len(chunk[:self.left])
-        return bytes(payload)
 
 
 def _create(engine: Engine, image: str, mount: str, limits: Limits, workspace: Path | None,
@@ -415,23 +302,14 @@ def _create(engine: Engine, image: str, mount: str, limits: Limits, workspace: P
     if not serve:
         return Container(created["Id"], slot)
     try:
-        return Container(created["Id"], slot, channel=_connect(engine, created["Id"]))
-    except _ServerLost:  # no python3 in this image: commands become execs
+        return Container(created["Id"], slot, channel=connect(engine, created["Id"]))
+    except ServerLost:  # no python3 in this image: commands become execs
         _NO_SERVER.add((engine.url, image))
         _remove(engine, Container(created["Id"]))
         return _create(engine, image, mount, limits, workspace, slot, tmpfs_mb)
 
 
 _NO_SERVER: set[tuple[str, str]] = set()  # (engine, image) whose containers cannot serve
-
-
-def _connect(on: Engine, container: str) -> Channel:
-    """The channel to a started container's command server, once it answers."""
-    channel = Channel(on, container)
-    if not channel.ready():
-        channel.close()
-        raise _ServerLost(f"no command server in container {container[:12]}")
-    return channel
 
 
 def _start_copied(on: Engine, image: str, mount: str, limits: Limits,
@@ -464,25 +342,25 @@ def _exec_bytes(on: Engine, container: Container, argv: list[str],
     """
     if container.channel is not None:
         with on.failing("copying a workspace"):
-            return container.channel.collect(shlex.join(argv), stdin)
-    with on.failing("copying a workspace"):
-        run = on.api.exec_create(container.id, argv, stdin=True, stderr=False)["Id"]
-        stream = on.api.exec_start(run, socket=True)
-        raw: socket.socket = getattr(stream, "_sock", stream)
-        try:
-            threading.Thread(target=_send, args=(raw, stdin), daemon=True).start()
-            frames, chunks = _Frames(raw), []
-            while (chunk := frames.read()) is not None:
-                chunks.append(chunk)
-        finally:
-            raw.close()
-            stream.close()
-        for _ in range(200):
-            state = on.api.exec_inspect(run)
-            if not state["Running"]:
-                return b"".join(chunks), int(state["ExitCode"])
-            time.sleep(0.005)
-    return b"".join(chunks), -1
+            try:
+                return container.channel.collect(shlex.join(argv), stdin)
+            except ServerLost as exc:  # the episode's workspace is lost with it
+                raise SandboxError(f"Copying a workspace failed on the docker engine at "
+                                   f"{on.url}: {exc}") from None
+    with exec_stream(on, container.id, argv, stdin, "copying a workspace",
+                     stderr=False) as run:
+        return run.frames.read_all(), run.exit_code()
+
+
+def _remove_soon(engine: Engine, container: Container) -> Future[None]:
+    """Remove ``container`` in the background once a reset's own work is done (at exit: now)."""
+    try:
+        return _REMOVER.submit(_remove, engine, container, _SETTLE_S)
+    except RuntimeError:  # the interpreter is exiting: its executors take no new work
+        done: Future[None] = Future()
+        _remove(engine, container)
+        done.set_result(None)
+        return done
 
 
 def _remove(engine: Engine, container: Container, after_s: float = 0.0) -> None:
@@ -510,6 +388,28 @@ def _slots() -> Path:
     if problem:
         raise SandboxError(f"Warm containers need a shared mount: {problem}")
     return base
+
+
+_SLOTS_LOCK = threading.Lock()  # a slot is never made in a slot folder being released
+
+
+def _new_slot() -> Path:
+    with _SLOTS_LOCK:
+        slot = _slots() / uuid.uuid4().hex[:12]
+        slot.mkdir(mode=0o755)
+    return slot
+
+
+def _release_slots(only_if_empty: bool = False) -> None:
+    """Unmount and remove this process's slot folder (if it has one, and no slot is left)."""
+    with _SLOTS_LOCK:
+        if not _slots.cache_info().currsize:
+            return
+        if only_if_empty and any(_slots().iterdir()):
+            return
+        _unbind(_slots())
+        _slots().rmdir()
+        _slots.cache_clear()
 
 
 def _bind(workspace: Path, slot: Path | None) -> None:
@@ -540,6 +440,4 @@ def _remove_live_containers() -> None:
     for sandbox in list(DockerSandbox._live):
         sandbox.close()
     _REMOVER.shutdown(wait=True)
-    if _slots.cache_info().currsize:
-        _unbind(_slots())
-        _slots().rmdir()
+    _release_slots()
