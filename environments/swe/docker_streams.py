@@ -15,12 +15,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from agentgym.errors import SandboxError
 from environments.swe import command_server
 from environments.swe.docker_engine import Engine
 from environments.swe.sandbox import Limits, RunResult, drain
 
 
-class ServerLost(Exception):
+class ServerLost(SandboxError):
     """The container's command server stopped answering (the container restarts)."""
 
 
