@@ -19,6 +19,7 @@ from agentgym.errors import (
     PolicyError,
     RecordError,
     ResetNeeded,
+    SnapshotError,
     TaskNotFoundError,
     UnknownEnvError,
 )
@@ -41,6 +42,7 @@ from agentgym.protocols import (
 from agentgym.records import SCHEMA_VERSION, Episode, Outcome, Turn
 from agentgym.registry import EnvSpec, list_envs, make, register
 from agentgym.rollout import arollout, rollout, run_episode
+from agentgym.snapshots import RemoteSnapshot, Snapshot
 from agentgym.store import EpisodeWriter, iter_episodes, read_episodes, write_episodes
 from agentgym.summary import summarize, summary_table
 
@@ -52,7 +54,8 @@ __all__ = [
     "ExpertPolicy", "HumanPolicy", "InvalidOptionError", "MissingDependencyError",
     "OpenAIChatPolicy", "Outcome", "ParsedAction", "Policy", "PolicyError", "Pool",
     "PoolResult", "RandomPolicy",
-    "RecordError", "ResetNeeded", "TagProtocol", "Task", "TaskNotFoundError", "ToolCall",
+    "RecordError", "RemoteSnapshot", "ResetNeeded", "Snapshot", "SnapshotError",
+    "TagProtocol", "Task", "TaskNotFoundError", "ToolCall",
     "ToolCallProtocol", "Transition", "Turn", "UnknownEnvError", "arollout", "iter_episodes",
     "list_envs",
     "make", "read_episodes", "register", "rollout", "run_episode", "summarize", "summary_table",

@@ -31,6 +31,7 @@ rather than the agent.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import enum
 import queue
@@ -53,6 +54,7 @@ from agentgym.errors import (
     did_you_mean,
 )
 from agentgym.protocols import ActionProtocol, ParsedAction, ToolCall, ToolCallProtocol
+from agentgym.snapshots import Snapshot, SnapshotError, SnapshotKind
 from agentgym.spaces import TextSpace
 
 
@@ -120,6 +122,12 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
     """The turn channels whose sum is ``step``'s scalar reward (plus ``_final_reward`` at the
     end); every channel is recorded either way."""
     reset_options: ClassVar[frozenset[str]] = frozenset({"task_id", "split"})
+    snapshot_kind: ClassVar[SnapshotKind | None] = "replay"
+    """How ``snapshot()``/``restore()`` work (see :mod:`agentgym.snapshots`): ``"native"``
+    (the family's ``_snapshot``/``_restore``), ``"replay"`` (reset, then the actions again:
+    any deterministic env) or ``None`` (steps not reproducible: no snapshots)."""
+    native_snapshot_portable: ClassVar[bool] = True
+    """Whether ``_snapshot()``'s value survives pickling (else elsewhere it replays)."""
     step_timeout: float | None = 600.0
     """Seconds one step may take; a step still running then ends the episode (truncated, with
     ``info["error"]``) and the env drops its engine (``_abandon``) for a fresh one at the next
@@ -153,6 +161,9 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
         self._last_observation = ""
         self._worker: _StepWorker | None = None
         self._current_task: Task | None = None
+        self._reset_options: dict[str, Any] = {}
+        self._reset_rng: Mapping[str, Any] = {}
+        self._actions: list[Any] = []  # since the reset: a snapshot's way back by replay
 
     # ------------------------------------------------------------------ the contract
     def reset(
@@ -179,8 +190,16 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
         check_options(options, self.reset_options, "reset option")
         if seed is not None and (type(seed) is not int or seed < 0):
             raise InvalidOptionError(f"seed must be a non-negative integer or None, got {seed!r}.")
+        return self._begin(seed, options)
+
+    def _begin(self, seed: int | None, options: dict[str, Any],
+               rng: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        """Reset with checked arguments; ``rng`` replaces the generator's seeded state."""
         super().reset(seed=seed)
-        self.reset_seed = seed
+        if rng is not None:
+            self.np_random.bit_generator.state = copy.deepcopy(dict(rng))
+        self.reset_seed, self._reset_options, self._actions = seed, options, []
+        self._reset_rng = copy.deepcopy(self.np_random.bit_generator.state)
         observation, self.task_id = self._load_task(options)
         self.state = EnvState.RUNNING
         self.turn = 0
@@ -191,6 +210,82 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
         info = {"task_id": self.task_id, "instruction": self._current_task.instruction,
                 **self._now_info()}
         return observation, info
+
+    def snapshot(self) -> Snapshot:
+        """The env's whole state now, for :meth:`restore` here or in any twin of this env.
+
+        Raises:
+            SnapshotError: if the env's steps are not reproducible (``snapshot_kind`` None).
+            ResetNeeded: before the first ``reset``; EnvClosed: after ``close()``.
+        """
+        self._ensure_open()
+        if self.state is EnvState.UNRESET:
+            raise ResetNeeded(f"Cannot call {type(self).__name__}.snapshot() before reset().")
+        if self.snapshot_kind is None:
+            raise SnapshotError(
+                f"{self.env_id or type(self).__name__} cannot be snapshotted: its steps are not "
+                "reproducible (snapshot_kind is None). Give it native snapshots "
+                "(_snapshot/_restore), or make its steps deterministic and set "
+                "snapshot_kind = 'replay'.")
+        native = self.snapshot_kind == "native"
+        assert self.task_id is not None
+        return Snapshot(
+            env_id=self.env_id, kind="native" if native else "replay", task_id=self.task_id,
+            reset_seed=self.reset_seed, reset_rng=self._reset_rng, actions=tuple(self._actions),
+            counters={"turn": self.turn, "invalid_actions": self.invalid_actions,
+                      "invalid_streak": self._invalid_streak, "state": self.state.value,
+                      "last_action": self._last_action,
+                      "last_observation": self._last_observation,
+                      "options": dict(self._reset_options)},
+            rng=copy.deepcopy(self.np_random.bit_generator.state),
+            state_key=self._state_key(), native=self._snapshot() if native else None,
+            portable=self.native_snapshot_portable)
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Put the env back into ``snapshot``'s state (taken here or in a twin of this env).
+
+        The snapshot is not changed: it can be restored again, here or elsewhere.
+
+        Raises:
+            SnapshotError: for something that is not a snapshot of this env id, or a replay
+                that did not get back to the snapshot's state.
+            EnvClosed: after ``close()``.
+        """
+        self._ensure_open()
+        if not isinstance(snapshot, Snapshot):
+            raise SnapshotError(f"restore() takes a Snapshot from env.snapshot(), got "
+                                f"{type(snapshot).__name__}.")
+        if snapshot.env_id != self.env_id:
+            raise SnapshotError(f"A snapshot of {snapshot.env_id!r} cannot restore into "
+                                f"{self.env_id!r}: restore into an env made with the same id "
+                                "and kwargs.")
+        if snapshot.kind == "native" and self._restore(snapshot.native) is not False:
+            self.task_id, self.reset_seed = snapshot.task_id, snapshot.reset_seed
+            self._reset_options = dict(snapshot.counters["options"])
+            self._reset_rng, self._actions = snapshot.reset_rng, list(snapshot.actions)
+            self._current_task = self._describe_task(self._reset_options)
+        else:
+            self._replay(snapshot)
+        counters = snapshot.counters
+        self.turn, self.invalid_actions = counters["turn"], counters["invalid_actions"]
+        self._invalid_streak, self.state = counters["invalid_streak"], EnvState(counters["state"])
+        self._last_action = counters["last_action"]
+        self._last_observation = counters["last_observation"]
+        self.np_random.bit_generator.state = copy.deepcopy(dict(snapshot.rng))
+
+    def _replay(self, snapshot: Snapshot) -> None:
+        """Reset as the snapshot's episode was, then step its actions again."""
+        self._begin(snapshot.reset_seed, dict(snapshot.counters["options"]),
+                    rng=snapshot.reset_rng)
+        for action in snapshot.actions:
+            self.step(action)
+        if self.task_id != snapshot.task_id or self._state_key() != snapshot.state_key:
+            raise SnapshotError(
+                f"Replaying {len(snapshot.actions)} actions of task {snapshot.task_id!r} did "
+                f"not get back to the snapshot's state (task {self.task_id!r}, state_key "
+                f"{self._state_key()!r}, expected {snapshot.state_key!r}): "
+                f"{type(self).__name__}'s steps are not reproducible. Give it native "
+                "snapshots, or set snapshot_kind = None.")
 
     @property
     def task(self) -> Task:
@@ -233,6 +328,7 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
         """
         self._ensure_running()
         self.turn += 1
+        self._actions.append(action)
         parsed = self._parse(action)
         try:
             transition = self._apply_parsed(parsed)
@@ -342,6 +438,22 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
 
     def _release(self) -> None:
         """Free engine resources (called once by ``close``)."""
+
+    def _snapshot(self) -> Any:
+        """The family's own episode state (``snapshot_kind = "native"``).
+
+        A copy: later steps never change it.
+        """
+        raise NotImplementedError
+
+    def _restore(self, native: Any) -> bool | None:
+        """Make the family's state ``native`` (a ``_snapshot()`` value).
+
+        It may be of another task, and from a twin in another process. Copy what you keep:
+        the snapshot restores again. Return False if this state cannot be restored natively
+        here (an engine handle that is gone): the snapshot is then replayed.
+        """
+        raise NotImplementedError
 
     def _refuse(self, command: str | ToolCall) -> str | None:
         """Why the engine must not see a parsed command (answered as an invalid action)."""

@@ -120,6 +120,10 @@ class EstimatorError(AgentGymError, ValueError):
     """An advantage estimator that cannot work on this batch (e.g. no ``state_key``)."""
 
 
+class SnapshotError(AgentGymError):
+    """A snapshot that cannot be taken or restored here (and why)."""
+
+
 class SandboxError(AgentGymError, RuntimeError):
     """A sandbox that cannot start, or a backend command that failed."""
 

@@ -31,7 +31,8 @@ from typing import Any, Literal
 
 from agentgym.errors import AgentGymError
 
-Method = Literal["reset", "step", "system_prompt", "protocol", "env_id", "close"]
+Method = Literal["reset", "step", "snapshot", "restore", "system_prompt", "protocol", "env_id",
+                 "close"]
 _DIED = "\x00worker died"
 
 

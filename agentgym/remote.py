@@ -13,8 +13,9 @@ import gymnasium
 
 from agentgym import errors
 from agentgym.core import AgentEnv, EnvState, Task
-from agentgym.errors import AgentGymError, InvalidOptionError
+from agentgym.errors import AgentGymError, InvalidOptionError, SnapshotError
 from agentgym.protocols import ActionProtocol, ToolCall
+from agentgym.snapshots import RemoteSnapshot
 
 
 class RemoteError(AgentGymError, ConnectionError):
@@ -129,6 +130,22 @@ class RemoteEnv(AgentEnv):
             self.state = EnvState.DONE
         self._last_observation = r["observation"]
         return r["observation"], r["reward"], r["terminated"], r["truncated"], r["info"]
+
+    def snapshot(self) -> RemoteSnapshot:  # type: ignore[override]
+        """The served env's state, kept by the server (any of its sessions restores it)."""
+        self._ensure_open()
+        taken = self.request("POST", "snapshot")
+        return RemoteSnapshot(self.url, taken["snapshot"], taken["turn"])
+
+    def restore(self, snapshot: RemoteSnapshot) -> None:  # type: ignore[override]
+        """Put the served env back into ``snapshot``'s state (taken on the same server)."""
+        self._ensure_open()
+        if not isinstance(snapshot, RemoteSnapshot) or snapshot.server != self.url:
+            raise SnapshotError(f"{self.url} restores only snapshots taken from it, got "
+                                f"{snapshot!r:.200}.")
+        now = self.request("POST", "restore", {"snapshot": snapshot.id})
+        self.task_id, self.turn, self.state = now["task_id"], now["turn"], EnvState(now["state"])
+        self._current_task = Task(**now["task"])
 
     def system_prompt(self) -> str:
         """The server env's system prompt."""

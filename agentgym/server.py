@@ -11,6 +11,9 @@ Endpoints (JSON):
 ``POST /sessions/{id}/step``                ``{"action"}`` -> ``{"observation", "reward",
                                             "terminated", "truncated", "info"}``
 ``POST /sessions/{id}/encode``              ``{"command"}`` -> ``{"text"}`` (the env's protocol)
+``POST /sessions/{id}/snapshot``            -> ``{"snapshot", "turn"}``: an id the server keeps
+``POST /sessions/{id}/restore``             ``{"snapshot"}`` -> ``{"task_id", "turn",
+                                            "state", "task"}`` (any session of the server)
 ``DELETE /sessions/{id}``                   close it
 ``GET /health``, ``GET /metrics``           liveness; sessions, steps, reaped, memory
 ``GET /docs``, ``GET /openapi.json``        the API, described by FastAPI (OpenAPI schema)
@@ -34,11 +37,18 @@ import os
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentgym.errors import AgentGymError, InvalidOptionError, MissingDependencyError
+from agentgym.errors import (
+    AgentGymError,
+    InvalidOptionError,
+    MissingDependencyError,
+    SnapshotError,
+)
 from agentgym.protocols import ToolCall
+from agentgym.snapshots import Snapshot
 
 
 @dataclass
@@ -149,6 +159,40 @@ def _close_when_free(session: Session) -> None:
     threading.Thread(target=later, daemon=True).start()
 
 
+class SnapshotStore:
+    """The server's snapshots by id: the latest ``size`` are kept."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._kept: OrderedDict[str, Snapshot] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def keep(self, snapshot: Snapshot) -> str:
+        """Keep ``snapshot``; its id."""
+        sid = uuid.uuid4().hex
+        with self._lock:
+            self._kept[sid] = snapshot
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+        return sid
+
+    def get(self, sid: str) -> Snapshot:
+        """The snapshot ``sid``, or a SnapshotError if it is unknown or was dropped."""
+        with self._lock:
+            snapshot = self._kept.get(sid)
+        if snapshot is None:
+            raise SnapshotError(f"No snapshot {sid!r} on this server: it keeps its latest "
+                                f"{self.size} snapshots, and only its own.")
+        return snapshot
+
+
+def _task_fields(env: Any) -> dict[str, Any]:
+    """``env.task`` as JSON (its family's own record stays on the server)."""
+    task = env.task
+    return {"id": task.id, "split": task.split, "instruction": task.instruction,
+            "reference": dict(task.reference) if task.reference else None}
+
+
 class SessionLimit(AgentGymError):
     """The server is full."""
 
@@ -162,8 +206,13 @@ MAX_REQUEST_BYTES = 8_000_000
 
 def create_app(env_id: str, env_kwargs: dict | None = None, max_sessions: int = 64,
                idle_timeout: float = 300.0, token: str | None = None,
-               max_request_bytes: int = MAX_REQUEST_BYTES) -> Any:
-    """The FastAPI app serving ``env_id`` (``token``: required bearer token, if given)."""
+               max_request_bytes: int = MAX_REQUEST_BYTES,
+               max_snapshots: int = 4096) -> Any:
+    """The FastAPI app serving ``env_id``.
+
+    ``token``: the bearer token clients must send, if given; ``max_snapshots``: how many of
+    the latest snapshots it keeps.
+    """
     try:
         from fastapi import FastAPI, Request
         from fastapi.responses import JSONResponse
@@ -176,6 +225,7 @@ def create_app(env_id: str, env_kwargs: dict | None = None, max_sessions: int = 
     store = SessionStore(env_id, dict(env_kwargs or {}), max_sessions, idle_timeout)
     app = FastAPI(title=f"agentgym {env_id}")
     app.state.store = store
+    snapshots = SnapshotStore(max_snapshots)
 
     class ResetBody(BaseModel):
         seed: int | None = None
@@ -186,6 +236,9 @@ def create_app(env_id: str, env_kwargs: dict | None = None, max_sessions: int = 
 
     class EncodeBody(BaseModel):
         command: Any
+
+    class RestoreBody(BaseModel):
+        snapshot: str
 
     app.add_middleware(_Guard, token=token, max_bytes=max_request_bytes)
 
@@ -204,10 +257,8 @@ def create_app(env_id: str, env_kwargs: dict | None = None, max_sessions: int = 
         session = store.get(sid)
         with session.lock:
             observation, info = session.env.reset(seed=body.seed, options=body.options)
-            task = session.env.task
-        return {"observation": observation, "info": info,
-                "task": {"id": task.id, "split": task.split, "instruction": task.instruction,
-                         "reference": dict(task.reference) if task.reference else None}}
+            task = _task_fields(session.env)
+        return {"observation": observation, "info": info, "task": task}
 
     @app.post("/sessions/{sid}/step")
     def step(sid: str, body: StepBody) -> dict:
@@ -231,6 +282,23 @@ def create_app(env_id: str, env_kwargs: dict | None = None, max_sessions: int = 
             return {"text": store.get(sid).env.protocol.encode(command)}
         except (TypeError, ValueError, AttributeError) as exc:
             raise InvalidOptionError(f"Cannot encode {str(command)[:100]!r}: {exc}") from None
+
+    @app.post("/sessions/{sid}/snapshot")
+    def snapshot(sid: str) -> dict:
+        session = store.get(sid)
+        with session.lock:
+            taken = session.env.snapshot()
+        return {"snapshot": snapshots.keep(taken), "turn": taken.turn}
+
+    @app.post("/sessions/{sid}/restore")
+    def restore(sid: str, body: RestoreBody) -> dict:
+        session = store.get(sid)
+        with session.lock:
+            session.env.restore(snapshots.get(body.snapshot))
+            env = session.env.unwrapped
+            task = _task_fields(env)
+        return {"task_id": env.task_id, "turn": env.turn, "state": env.state.value,
+                "task": task}
 
     @app.delete("/sessions/{sid}")
     def close(sid: str) -> dict:

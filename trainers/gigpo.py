@@ -28,6 +28,8 @@ observation joins the first cluster whose first member is at least that similar
 from __future__ import annotations
 
 import difflib
+import itertools
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import ClassVar, Literal
 
@@ -38,15 +40,6 @@ from agentgym.errors import EstimatorError
 from trainers._gc import gc_paused
 from trainers.batch import Batch
 from trainers.estimators import CHECKED, discounted_returns
-
-
-def _normalised(values: np.ndarray, use_std: bool, eps: float, single_mean: float,
-                single_std: float) -> np.ndarray:
-    if len(values) == 1:
-        mean, std = single_mean, single_std
-    else:
-        mean, std = values.mean(), values.std(ddof=1)
-    return (values - mean) / (std + eps if use_std else 1.0)
 
 
 def _invalid(episode) -> np.ndarray:
@@ -122,39 +115,47 @@ class GiGPO:
         return out
 
     def step_advantages(self, batch: Batch) -> list[np.ndarray]:
-        """``A^S_{i,t}`` for every step."""
-        step_returns = []
-        for episode, rewards in zip(batch.episodes, batch.rewards):
-            ret = discounted_returns(rewards, self.gamma)
-            step_returns.append(ret - self.invalid_penalty * _invalid(episode))
-        out = [np.zeros_like(r) for r in step_returns]
-        for members in batch.groups:
-            for steps in self._anchor_groups(batch, members).values():
-                if len(steps) == 1:
-                    continue  # a step group of one: A^S = 0, as initialised
-                values = np.array([step_returns[i][t] for i, t in steps])
-                normed = _normalised(values, self.mode == "mean_std_norm", self.eps,
-                                     float(values[0]), 1.0)
-                for (i, t), a in zip(steps, normed):
-                    out[i][t] = a
-        return out
+        """``A^S_{i,t}`` for every step: (7) over every anchor group of the batch at once."""
+        step_returns = [discounted_returns(rewards, self.gamma)
+                        - self.invalid_penalty * _invalid(episode)
+                        for episode, rewards in zip(batch.episodes, batch.rewards)]
+        if not step_returns:
+            return []
+        values, anchor = np.concatenate(step_returns), self.anchor_ids(batch)
+        counts = np.bincount(anchor)
+        deviation = values - (np.bincount(anchor, values) / counts)[anchor]
+        scale = np.ones(len(counts))
+        if self.mode == "mean_std_norm":
+            spread = np.bincount(anchor, deviation ** 2) / np.maximum(counts - 1, 1)
+            scale = np.sqrt(spread) + self.eps
+        normed = np.where(counts[anchor] > 1, deviation / scale[anchor], 0.0)  # alone: 0
+        return np.split(normed, np.cumsum([len(r) for r in step_returns])[:-1])
 
-    def _anchor_groups(self, batch: Batch, members) -> dict[object, list[tuple[int, int]]]:
-        steps = [(i, t) for i in members for t in range(len(batch.rewards[i]))]
-        turns = [batch.episodes[i].turns[t] for i, t in steps]
+    def anchor_ids(self, batch: Batch) -> np.ndarray:
+        """Every step's anchor group (6), numbered across the batch (episode order)."""
+        numbers: defaultdict[tuple, int] = defaultdict(itertools.count().__next__)
+        ids: list[list[int]] = [[] for _ in batch.episodes]
+        for group, members in enumerate(batch.groups):
+            anchors = iter(self._anchors(batch, members))
+            for i in members:
+                keys = zip(itertools.repeat(group), itertools.islice(anchors,
+                                                                     len(batch.episodes[i].turns)))
+                ids[i] = list(map(numbers.__getitem__, keys))  # new keys: next number
+        return np.fromiter((n for row in ids for n in row), np.int64,
+                           sum(len(row) for row in ids))
+
+    def _anchors(self, batch: Batch, members: Sequence[int]) -> Sequence[object]:
+        """The anchor of every step of a group's episodes, in order."""
+        turns = [turn for i in members for turn in batch.episodes[i].turns]
         if self.anchor == "state_key":
-            anchors: Sequence[object] = [turn.state_key for turn in turns]
+            anchors = [turn.state_key for turn in turns]
             if None in anchors:
                 raise EstimatorError("GiGPO(anchor='state_key') needs every turn's state_key; "
                                      "this env records none, so use anchor='observation'.")
-        elif self.similarity is not None:
-            anchors = cluster_by_similarity([turn.observation for turn in turns], self.similarity)
-        else:
-            anchors = [turn.observation for turn in turns]
-        groups: dict[object, list[tuple[int, int]]] = {}
-        for step, anchor in zip(steps, anchors):
-            groups.setdefault(anchor, []).append(step)
-        return groups
+            return anchors
+        if self.similarity is not None:
+            return cluster_by_similarity([turn.observation for turn in turns], self.similarity)
+        return [turn.observation for turn in turns]
 
     def __call__(self, batch: Batch) -> list[np.ndarray]:
         """``A_{i,t} = A^E_i + omega * A^S_{i,t}``."""

@@ -26,6 +26,7 @@ each edge's traversals share their own sum.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from dataclasses import field
 from typing import Any, ClassVar, Literal
@@ -36,17 +37,24 @@ from pydantic.dataclasses import dataclass
 from trainers._gc import gc_paused
 from trainers.batch import Batch
 from trainers.estimators import CHECKED, GRPO
-from trainers.graph import StateKeyMatch, TrajectoryGraph, build_graph
+from trainers.graph import StateKeyMatch, TrajectoryGraph, action_text, build_graph
 
 
-def edge_mean(occurrences: list[tuple[int, int]], base: list[list[float]], count: str) -> float:
-    """The mean base advantage over an edge's traversals (``base`` indexed within the group)."""
-    if count == "occurrence" or len(occurrences) == 1:
-        return sum(base[j][u] for j, u in occurrences) / len(occurrences)
-    per_trajectory: dict[int, list[float]] = defaultdict(list)
-    for j, u in occurrences:
-        per_trajectory[j].append(base[j][u])
-    return sum(sum(v) / len(v) for v in per_trajectory.values()) / len(per_trajectory)
+def edge_average(values: np.ndarray, edge: np.ndarray, trajectory: np.ndarray,
+                 count: str) -> np.ndarray:
+    """Each step's edge mean of ``values`` (one per step, flat), all groups at once.
+
+    ``edge`` numbers each step's edge (distinct across groups), ``trajectory`` its episode.
+    With ``count="trajectory"`` each episode's traversals of an edge are averaged first.
+    """
+    if count == "trajectory":  # one entry per (edge, trajectory): its mean
+        pair = edge * (int(trajectory.max(initial=0)) + 1) + trajectory
+        _, first, step_pair = np.unique(pair, return_index=True, return_inverse=True)
+        pair_means = np.bincount(step_pair, values) / np.bincount(step_pair)
+        edge_of_pair = edge[first]
+        means = np.bincount(edge_of_pair, pair_means) / np.bincount(edge_of_pair)
+        return means[edge]
+    return (np.bincount(edge, values) / np.bincount(edge))[edge]
 
 
 @dataclass(frozen=True, config=CHECKED)
@@ -71,15 +79,29 @@ class SALT:
 
     def __call__(self, batch: Batch) -> list[np.ndarray]:
         """Per-turn advantages."""
-        base = [a.tolist() for a in self.base(batch)]  # plain floats: fast scalar access
-        out = [list(a) for a in base]
+        base = self.base(batch)
+        if not base:
+            return []
         with gc_paused():
-            for members, graph in zip(batch.groups, self.graphs(batch)):
-                group_base = [base[i] for i in members]
-                for occurrences in graph.occurrences.values():
-                    if len(occurrences) == 1:
-                        continue  # an edge taken once keeps its own advantage
-                    value = edge_mean(occurrences, group_base, self.count)
-                    for j, u in occurrences:
-                        out[members[j]][u] = value
-        return [np.asarray(a, dtype=np.float64) for a in out]
+            edge, trajectory = self.edge_ids(batch)
+        averaged = edge_average(np.concatenate(base), edge, trajectory, self.count)
+        return np.split(averaged, np.cumsum([len(a) for a in base])[:-1])
+
+    def edge_ids(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+        """For every step of the batch (episode order): its edge's number, its episode.
+
+        An edge is ``(group, state, action, next state)``: the trajectory graph's edges,
+        numbered across the whole batch in one pass.
+        """
+        numbers: defaultdict[tuple, int] = defaultdict(itertools.count().__next__)
+        edges: list[list[int]] = [[] for _ in batch.episodes]
+        for group, members in enumerate(batch.groups):
+            for i in members:
+                turns = batch.episodes[i].turns
+                if turns:
+                    states = self.matcher.states(batch.episodes[i])
+                    actions = [action_text(turn) for turn in turns]
+                    keys = zip(itertools.repeat(group), states, actions, states[1:])
+                    edges[i] = list(map(numbers.__getitem__, keys))  # new keys: next number
+        trajectory = np.repeat(np.arange(len(edges)), [len(e) for e in edges])
+        return np.fromiter((n for e in edges for n in e), np.int64, len(trajectory)), trajectory

@@ -15,10 +15,13 @@ engine does (:func:`detect_dialect`); a named dialect rewrites the file's gramma
 
 from __future__ import annotations
 
+import collections
 import copy
+import ctypes
 import importlib
 import re
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -295,3 +298,52 @@ class AlfredEngine:
     def names(self) -> dict[str, str]:
         """PDDL id -> the name the text uses ("apple 1")."""
         return {key: info.name.strip() for key, info in self._env._entity_infos.items()}
+
+    # ------------------------------------------------------------------ saved states
+    def saved(self) -> tuple:
+        """The game's state now, for :meth:`load_saved` while this game stays loaded.
+
+        The planner's current state is an id in its state registry, which lives as long as
+        the loaded problem (a reset loads it anew); the Python side is copied.
+        """
+        layer = self._env
+        pddl = layer._wrapped_env
+        problem = pddl._pddl_state
+        if not hasattr(problem, "agentgym_load"):  # names this load of the problem
+            problem.agentgym_load = uuid.uuid4().hex
+        return (problem.agentgym_load, _downward(pddl).get_state_id(), dict(vars(layer)),
+                {k: vars(pddl)[k] for k in ("state", "prev_state", "_last_action", "_moves")},
+                {"_facts": {k: set(v) for k, v in problem._facts.items()},
+                 "_vars_by_name": dict(problem._vars_by_name),
+                 "_vars_by_type": {k: set(v) for k, v in problem._vars_by_type.items()},
+                 "_var_counts": problem._var_counts.copy(),
+                 "_operators": dict(getattr(problem, "_operators", {}))})
+
+    def load_saved(self, saved: tuple) -> bool:
+        """Go back to a :meth:`saved` state; False if the problem it belongs to is gone."""
+        load, state_id, layer_vars, env_vars, problem_vars = saved
+        pddl = self._env._wrapped_env
+        problem = pddl._pddl_state
+        if getattr(problem, "agentgym_load", None) != load:
+            return False
+        with _ENGINE:
+            _downward(pddl).set_state_id(state_id)
+        vars(self._env).update({k: v for k, v in layer_vars.items() if k != "_wrapped_env"})
+        vars(pddl).update(env_vars)
+        problem._facts = collections.defaultdict(set, {k: set(v) for k, v in
+                                                       problem_vars["_facts"].items()})
+        problem._vars_by_name = dict(problem_vars["_vars_by_name"])
+        problem._vars_by_type = collections.defaultdict(set, {
+            k: set(v) for k, v in problem_vars["_vars_by_type"].items()})
+        problem._var_counts = problem_vars["_var_counts"].copy()
+        problem._operators = dict(problem_vars["_operators"])
+        return True
+
+
+def _downward(pddl: Any) -> Any:
+    """The planner library of a ``PddlEnv``, with its state-id calls typed."""
+    lib = pddl.downward_lib
+    if lib.set_state_id.argtypes is None:
+        lib.get_state_id.argtypes, lib.get_state_id.restype = [], ctypes.c_int
+        lib.set_state_id.argtypes, lib.set_state_id.restype = [ctypes.c_int], None
+    return lib

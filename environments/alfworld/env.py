@@ -73,6 +73,8 @@ class ALFWorldEnv(AgentEnv):
     """
 
     env_id = "ALFWorld-v0"
+    snapshot_kind = "native"
+    native_snapshot_portable = False  # the planner's state lives in this process's library
     description = (
         "You are in a household. Read each observation, then act with one command such as "
         "'go to countertop 1', 'open fridge 1', 'take apple 1 from countertop 1', "
@@ -216,6 +218,17 @@ class ALFWorldEnv(AgentEnv):
         return Transition(observation=self._observation(),
                           channels={"progress": float(progress), "invalid": float(invalid)},
                           terminated=bool(self._state["won"]))
+
+    def _snapshot(self) -> tuple:
+        return self._ref, self._engine.saved(), self._state, self._best_stage, self._task_text
+
+    def _restore(self, native: tuple) -> bool:
+        ref, saved, state, best_stage, task_text = native
+        if ref.folder != self._loaded or not self._engine.load_saved(saved):
+            return False  # the planner's state went with an earlier load: replay
+        self._ref, self._state, self._best_stage, self._task_text = (ref, state, best_stage,
+                                                                       task_text)
+        return True
 
     def _instruction(self) -> str:
         return self._task_text

@@ -143,6 +143,7 @@ class SearchEnv(AgentEnv):
     """
 
     env_id = "Search-v0"
+    snapshot_kind = "native"
     description = "You answer questions about a fictional world by searching an encyclopedia."
     turn_channels = ("format", "retrieval_hit", "new_evidence")
     outcome_channels: tuple[str, ...] = ("em", "f1", "success")
@@ -258,6 +259,15 @@ class SearchEnv(AgentEnv):
 
     def _final_reward(self, outcome: dict[str, float]) -> float:
         return outcome.get("format_em", outcome["em"])
+
+    def _snapshot(self) -> tuple:
+        assert self._question is not None
+        return self._question.task_id, tuple(self.retrieved), self.answer, self.gold_seen
+
+    def _restore(self, native: tuple) -> None:
+        task_id, retrieved, self.answer, self.gold_seen = native
+        self._question = self.tasks.by_id(task_id)
+        self.retrieved = list(retrieved)
 
     def _instruction(self) -> str:
         assert self._question is not None

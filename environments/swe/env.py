@@ -78,6 +78,7 @@ class SWEEnv(AgentEnv):
     """
 
     env_id = "SWE-v0"
+    snapshot_kind = "native"  # commands are not reproducible: the workspace is the state
     description = (
         "You are a software engineer fixing a bug in a Python repository, which is your "
         "working directory. Investigate with the tools (bash, view), fix the code with "
@@ -176,13 +177,37 @@ class SWEEnv(AgentEnv):
         if task.image:  # a SWE-bench instance: its own image, its repository where it was
             materialize(task, self.repo_path, self.docker_host)
             where = self.repo_path
-        self._fresh_folder(self._workspace)
-        workspace.link_copy(task.repo_dir, self._workspace, self.sandbox.owner())
-        self._fingerprinter().adopt(self._workspace)  # a copy: nothing in it needs hashing
-        self._start_sandbox(self._workspace)
+        self._fresh_workspace()
         observation = (f"{task.problem_statement}\n\nThe repository is your working "
                        f"directory ({where}). Its tests run with `python3 -m pytest`.")
         return observation, self._task.instance_id
+
+    def _fresh_workspace(self) -> None:
+        """A new copy of the task's repository, and a sandbox on it."""
+        assert self._task is not None
+        self._fresh_folder(self._workspace)
+        workspace.link_copy(self._task.repo_dir, self._workspace, self.sandbox.owner())
+        self._fingerprinter().adopt(self._workspace)  # a copy: nothing in it needs hashing
+        self._start_sandbox(self._workspace)
+
+    def _snapshot(self) -> tuple:
+        assert self._task is not None
+        changes = workspace.capture(self._fingerprinter(), self._workspace)
+        return (self._task.instance_id, changes, self._submitted, self._outcome_cache,
+                self._dropped)
+
+    def _restore(self, native: tuple) -> None:
+        task_id, changes, self._submitted, outcome, self._dropped = native
+        self._outcome_cache = dict(outcome) if outcome is not None else None
+        if self._task is None or self._task.instance_id != task_id:
+            self._task = self._pick({"task_id": task_id})
+            if self._task.image:
+                materialize(self._task, self.repo_path, self.docker_host)
+            self._fresh_workspace()
+        self.sandbox.detach()  # nothing may run in the workspace while it changes
+        workspace.restore_changes(self._fingerprinter(), self._workspace, changes,
+                                  self.sandbox.owner())
+        self._start_sandbox(self._workspace)
 
     def _fresh_folder(self, folder: Path) -> None:
         """An empty folder for a copy of the task's repository, under a disk quota if we can."""

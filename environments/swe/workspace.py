@@ -19,6 +19,7 @@ import hashlib
 import os
 import shutil
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 from environments.swe import mounts
@@ -64,6 +65,8 @@ def link_copy(repo: Path, dest: Path, owner: int | None = None) -> None:
                 os.link(source, copy)
             else:
                 _copy(source, copy)
+                info = os.stat(source)  # a copy keeps the repository's times, as a link does
+                os.utime(copy, ns=(info.st_atime_ns, info.st_mtime_ns))
 
 
 def _copy(source: str, copy: str) -> None:
@@ -187,15 +190,25 @@ class Fingerprint:
 
     def __call__(self, workspace: Path) -> str:
         """The fingerprint of ``workspace`` now."""
-        seen: dict[tuple[int, ...], str] = {}
         total = hashlib.sha1()
+        for rel, _, digest in self.changes(workspace):
+            total.update(f"{rel}\0{digest}\n".encode("utf-8", "surrogateescape"))
+        return total.hexdigest()[:16]
+
+    def changes(self, workspace: Path) -> list[tuple[str, os.stat_result | None, str]]:
+        """The entries whose content differs from the repository's, sorted.
+
+        Each is ``(path, workspace lstat or None if deleted, content digest)``.
+        """
+        seen: dict[tuple[int, ...], str] = {}
+        found = []
         for rel, old, new in changed_entries(self.repo, workspace, self._repo_files):
             digest = self._digest(workspace, rel, new, seen) if new else "deleted"
             if old is not None and digest == self._digest(self.repo, rel, old, seen):
                 continue  # an equal copy
-            total.update(f"{rel}\0{digest}\n".encode("utf-8", "surrogateescape"))
+            found.append((rel, new, digest))
         self._digests = seen  # forget versions that are gone
-        return total.hexdigest()[:16]
+        return found
 
     def _digest(self, root: Path, rel: str, info: os.stat_result, seen: dict) -> str:
         key = _version(info)
@@ -292,3 +305,126 @@ def read_text(path: Path, root: Path) -> str | None:
         return None
     lines = _read(path) if inside and regular else None
     return None if lines is None else "".join(lines)
+
+
+# ---------------------------------------------------------------------------- snapshots
+@dataclass(frozen=True)
+class Changes:
+    """What a workspace holds beyond its repository: a snapshot's part of an SWE episode.
+
+    ``files``: ``(path, mode, bytes, mtime)`` for each changed regular file, link (its
+    target) and fifo; ``deleted``: the repository's entries it lacks; ``folders``: every
+    folder's modification time (``ls -l`` shows them), the workspace's own as ``""``.
+    """
+
+    files: tuple[tuple[str, int, bytes, int], ...]
+    deleted: tuple[str, ...]
+    folders: tuple[tuple[str, int], ...]
+
+
+def capture(fingerprint: Fingerprint, workspace: Path) -> Changes:
+    """The workspace's :class:`Changes` against ``fingerprint``'s repository."""
+    files, deleted = [], []
+    for rel, info, _ in fingerprint.changes(workspace):
+        if info is None:
+            deleted.append(rel)
+            continue
+        mode, data = info.st_mode, b""
+        if stat.S_ISLNK(mode):
+            data = os.fsencode(os.readlink(workspace / rel))
+        elif stat.S_ISREG(mode):
+            data = _read_bytes(workspace / rel)
+        elif not stat.S_ISFIFO(mode):
+            continue  # a device or socket: nothing the sandbox user can make again
+        files.append((rel, mode, data, info.st_mtime_ns))
+    folders = {rel: (workspace / rel).lstat().st_mtime_ns for rel in ["", *_folders(workspace)]}
+    return Changes(tuple(files), tuple(deleted), tuple(sorted(folders.items())))
+
+
+def restore_changes(fingerprint: Fingerprint, workspace: Path, changes: Changes,
+                    owner: int | None) -> None:
+    """Make ``workspace`` its repository plus ``changes``, touching only what differs now.
+
+    Nothing is followed: whatever is at a path is removed before the path is written.
+    """
+    repo, folders = fingerprint.repo, dict(changes.folders)
+    now = {rel for rel, _, _ in fingerprint.changes(workspace)}
+    for folder in sorted(_folders(workspace) - set(folders), reverse=True):
+        _remove(workspace / folder)
+    for folder in sorted(folders):
+        made = workspace / folder
+        if not made.is_dir() or made.is_symlink():
+            _remove(made)
+            made.mkdir()
+            if owner is not None:
+                os.chown(made, owner, owner)
+    wanted = {rel for rel, *_ in changes.files} | set(changes.deleted)
+    for rel in sorted(now - wanted):  # back to the repository's version
+        _remove(workspace / rel)
+        if (repo / rel).exists() or (repo / rel).is_symlink():
+            _copy_entry(repo / rel, workspace / rel, owner)
+    for rel in changes.deleted:
+        _remove(workspace / rel)
+    for rel, mode, data, mtime in changes.files:
+        _write_entry(workspace / rel, mode, data, owner)
+        os.utime(workspace / rel, ns=(mtime, mtime), follow_symlinks=False)
+    for folder, mtime in sorted(folders.items(), reverse=True):  # what is inside goes first
+        os.utime(workspace / folder, ns=(mtime, mtime), follow_symlinks=False)
+
+
+def _read_bytes(path: Path) -> bytes:
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(descriptor, "rb") as handle:
+        return handle.read()
+
+
+def _folders(root: Path) -> set[str]:
+    """Every folder under ``root`` (relative; linked folders are entries, not folders)."""
+    found: set[str] = set()
+    top = str(root)
+    for folder, dirs, _ in os.walk(top):
+        dirs[:] = [d for d in dirs if d not in SKIP_DIRS
+                   and not os.path.islink(os.path.join(folder, d))]
+        found.update(os.path.join(folder, d)[len(top) + 1:] for d in dirs)
+    return found
+
+
+def _remove(path: Path) -> None:
+    """Remove whatever is at ``path`` (a folder with what it holds), never following links."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(info.st_mode):
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def _copy_entry(source: Path, dest: Path, owner: int | None) -> None:
+    """The repository's entry ``source`` at ``dest``, as ``link_copy`` makes it."""
+    if source.is_symlink():
+        os.symlink(os.readlink(source), dest)
+    elif owner is not None and dest.parent.stat().st_dev == source.stat().st_dev:
+        os.link(source, dest)
+    else:
+        _copy(str(source), str(dest))
+        os.utime(dest, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns))
+
+
+def _write_entry(path: Path, mode: int, data: bytes, owner: int | None) -> None:
+    _remove(path)
+    if stat.S_ISLNK(mode):
+        os.symlink(os.fsdecode(data), path)
+        if owner is not None:
+            os.lchown(path, owner, owner)
+        return
+    if stat.S_ISFIFO(mode):
+        os.mkfifo(path, stat.S_IMODE(mode))
+    else:
+        made = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(made, "wb") as out:
+            out.write(data)
+    os.chmod(path, stat.S_IMODE(mode))
+    if owner is not None:
+        os.chown(path, owner, owner)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import threading
@@ -46,6 +47,51 @@ def quiet_engine() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is not fully supported")
         yield
+
+
+_LIVE = ("_wrapped_env", "_jericho")  # a layer's links to the running interpreter
+
+
+def saved_state(engine: Any) -> list[Any]:
+    """The running game's whole state.
+
+    The interpreter's memory, and each TextWorld layer's own attributes (its state tracking,
+    with the world's facts and quest progress). In-process only: the layers hold the loaded
+    game. Later steps never change it.
+    """
+    saved: list[Any] = []
+    layer = engine
+    while layer is not None:
+        saved.append({k: _detached(v) for k, v in vars(layer).items() if k not in _LIVE})
+        if getattr(layer, "_jericho", None) is not None:
+            saved.append(layer._jericho.get_state())
+        layer = getattr(layer, "_wrapped_env", None)
+    return saved
+
+
+def load_saved_state(engine: Any, saved: list[Any]) -> None:
+    """Put the running game (of the same file) back into a :func:`saved_state`."""
+    entries, layer = iter(saved), engine
+    while layer is not None:
+        vars(layer).update({k: _detached(v) for k, v in next(entries).items()})
+        if getattr(layer, "_jericho", None) is not None:
+            layer._jericho.set_state(next(entries))
+        layer = getattr(layer, "_wrapped_env", None)
+
+
+def _detached(value: Any) -> Any:
+    """A copy of what a step changes in place (quest progress, lists); the rest as is.
+
+    Game states are replaced by each step, never changed after it.
+    """
+    from textworld.generator.game import GameProgression
+
+    if isinstance(value, GameProgression):
+        copied = copy.copy(value)
+        copied.state = value.state.copy()
+        copied.quest_progressions = [q.copy() for q in value.quest_progressions]
+        return copied
+    return list(value) if isinstance(value, list) else value
 
 
 def request_infos() -> Any:

@@ -10,7 +10,9 @@ from agentgym.errors import InvalidOptionError, MissingDependencyError, TaskNotF
 from agentgym.protocols import ActionProtocol, ProtocolName, command_protocol
 from environments.textworld.engine import (
     clean_feedback,
+    load_saved_state,
     request_infos,
+    saved_state,
     start_engine,
     state_fingerprint,
 )
@@ -44,6 +46,8 @@ class TextWorldEnv(AgentEnv):
     """
 
     env_id = "TextWorld-v0"
+    snapshot_kind = "native"
+    native_snapshot_portable = False  # the engine's layers hold the loaded game
     description = (
         "You are playing a text adventure. Read each observation, then act with short "
         "imperative commands such as 'go north', 'take key', 'open box', 'unlock door with key' "
@@ -167,6 +171,19 @@ class TextWorldEnv(AgentEnv):
             channels={"progress": float(self._gs["score"] - before)},
             terminated=bool(done),
         )
+
+    def _snapshot(self) -> tuple:
+        assert self._engine_path is not None
+        return self._engine_path, saved_state(self._engine), self._gs
+
+    def _restore(self, native: tuple) -> None:
+        path, saved, self._gs = native
+        if path != self._engine_path or self._engine is None:
+            self._release()
+            self._engine = start_engine(path, request_infos())
+            self._engine_path = path
+            self._engine.reset()
+        load_saved_state(self._engine, saved)
 
     def _task_source(self) -> Path | None:
         return self._engine_path  # the game file

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import threading
 from pathlib import Path
@@ -131,6 +132,7 @@ class WebShopEnv(AgentEnv):
     """
 
     env_id = "WebShop-v0"
+    snapshot_kind = "native"
     description = ("You are shopping online for a customer. Follow the instruction: search for "
                    "the product, open it, choose the requested options, and buy it.")
     turn_channels = ("format", "progress")
@@ -254,6 +256,13 @@ class WebShopEnv(AgentEnv):
 
     def _final_reward(self, outcome: dict[str, float]) -> float:
         return outcome["score"]
+
+    def _snapshot(self) -> tuple:  # the goal, the page (immutable), what the episode learned
+        return (self.goal, self.shop, copy.deepcopy(self.history), dict(self.outcome_value))
+
+    def _restore(self, native: tuple) -> None:
+        self.goal, self.shop, history, outcome = native
+        self.history, self.outcome_value = copy.deepcopy(history), dict(outcome)
 
     def _instruction(self) -> str:
         assert self.goal is not None
