@@ -16,7 +16,7 @@ What counts as "the same state" is a :class:`StateMatcher`:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -33,6 +33,12 @@ def action_text(turn: Any) -> str:
     return turn.parsed_action if turn.parsed_action is not None else f"<invalid>{turn.action}"
 
 
+def action_texts(turns: Iterable[Any]) -> list[str]:
+    """:func:`action_text` of every turn (one comprehension: SALT reads whole batches)."""
+    return [t.parsed_action if t.parsed_action is not None else f"<invalid>{t.action}"
+            for t in turns]
+
+
 class StateMatcher(Protocol):
     """Names the states ``s_0 .. s_T`` an episode passed through."""
 
@@ -47,7 +53,7 @@ class StateKeyMatch:
     def states(self, episode: Episode) -> Sequence[Hashable]:
         """``state_key`` before each turn, then the last turn's ``next_state_key``."""
         keys = [t.state_key for t in episode.turns] + [episode.turns[-1].next_state_key]
-        if any(k is None for k in keys):
+        if None in keys:
             raise EstimatorError(
                 f"Episode {episode.episode_id} ({episode.env_id}) has turns without a "
                 "state_key; match on observations instead (ObservationMatch())."
@@ -88,7 +94,7 @@ class LastKMatch:
     def states(self, episode: Episode) -> Sequence[Hashable]:
         """A digest of the recent window before each turn and after the last."""
         observations = [t.observation for t in episode.turns] + [episode.final_observation]
-        actions = [action_text(t) for t in episode.turns]
+        actions = action_texts(episode.turns)
         states = []
         for t, observation in enumerate(observations):
             window = [p for u in range(max(0, t - self.k), t)

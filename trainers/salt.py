@@ -27,7 +27,6 @@ each edge's traversals share their own sum.
 from __future__ import annotations
 
 import itertools
-from collections import defaultdict
 from dataclasses import field
 from typing import Any, ClassVar, Literal
 
@@ -37,7 +36,7 @@ from pydantic.dataclasses import dataclass
 from trainers._gc import gc_paused
 from trainers.batch import Batch
 from trainers.estimators import CHECKED, GRPO
-from trainers.graph import StateKeyMatch, TrajectoryGraph, action_text, build_graph
+from trainers.graph import StateKeyMatch, TrajectoryGraph, action_texts, build_graph
 
 
 def edge_average(values: np.ndarray, edge: np.ndarray, trajectory: np.ndarray,
@@ -91,17 +90,55 @@ class SALT:
         """For every step of the batch (episode order): its edge's number, its episode.
 
         An edge is ``(group, state, action, next state)``: the trajectory graph's edges,
-        numbered across the whole batch in one pass.
+        numbered across the whole batch. States and actions are compared by their 64-bit
+        hashes, and edges found by one mixed code (checked component by component).
         """
-        numbers: defaultdict[tuple, int] = defaultdict(itertools.count().__next__)
-        edges: list[list[int]] = [[] for _ in batch.episodes]
-        for group, members in enumerate(batch.groups):
-            for i in members:
-                turns = batch.episodes[i].turns
-                if turns:
-                    states = self.matcher.states(batch.episodes[i])
-                    actions = [action_text(turn) for turn in turns]
-                    keys = zip(itertools.repeat(group), states, actions, states[1:])
-                    edges[i] = list(map(numbers.__getitem__, keys))  # new keys: next number
-        trajectory = np.repeat(np.arange(len(edges)), [len(e) for e in edges])
-        return np.fromiter((n for e in edges for n in e), np.int64, len(trajectory)), trajectory
+        episodes = batch.episodes
+        lengths = np.array([len(e.turns) for e in episodes], dtype=np.int64)
+        group = np.zeros(len(episodes), np.int64)
+        for number, members in enumerate(batch.groups):
+            group[list(members)] = number
+        states = [self.matcher.states(e) for e in episodes if e.turns]
+        state_hash = _hashes(itertools.chain.from_iterable(states), int(lengths.sum()) +
+                             len(states))
+        action_hash = _hashes(action_texts(itertools.chain.from_iterable(
+            e.turns for e in episodes)), int(lengths.sum()))
+        step_episode = np.repeat(np.arange(len(episodes)), lengths)
+        # episode i's states sit at [start_i, start_i + T_i]: one more than its turns
+        before = np.cumsum(lengths + (lengths > 0)) - (lengths + (lengths > 0))
+        source = np.repeat(before, lengths) + _turn_index(lengths)
+        parts = np.stack([group[step_episode], state_hash[source], action_hash,
+                          state_hash[source + 1]])
+        return _number_rows(parts), step_episode
+
+
+def _hashes(texts: Any, count: int) -> np.ndarray:
+    return np.fromiter(map(hash, texts), np.int64, count)
+
+
+def _turn_index(lengths: np.ndarray) -> np.ndarray:
+    """``0 .. T_i - 1`` for each episode, concatenated."""
+    total = int(lengths.sum())
+    return np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+
+
+def _number_rows(parts: np.ndarray) -> np.ndarray:
+    """Number the distinct columns of ``parts`` (shape ``(k, n)``), in order of value.
+
+    One mixed 64-bit code per column finds them fast; a column that shares a code but not
+    its values (a collision) sends the work to an exact sort instead.
+    """
+    code = np.zeros(parts.shape[1], np.int64)
+    with np.errstate(over="ignore"):
+        for row in parts:
+            code = code * np.int64(1_000_000_007) + row
+    _, first, ids = np.unique(code, return_index=True, return_inverse=True)
+    if (parts == parts[:, first[ids]]).all():
+        return ids.ravel()
+    order = np.lexsort(parts[::-1])
+    ordered = parts[:, order]
+    new = np.ones(parts.shape[1], bool)
+    new[1:] = (ordered[:, 1:] != ordered[:, :-1]).any(axis=0)
+    exact = np.empty(parts.shape[1], np.int64)
+    exact[order] = np.cumsum(new) - 1
+    return exact
