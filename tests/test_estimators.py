@@ -279,3 +279,12 @@ def test_batch_wide_salt_and_gigpo_equal_their_loops(seed):
     for mode in ("mean_norm", "mean_std_norm"):
         gigpo = GiGPO(mode=mode)
         approx(gigpo.step_advantages(batch), flat(loop_gigpo_steps(batch, gigpo)), 1e-12)
+
+
+def test_edges_whose_codes_collide_stay_apart():
+    from trainers.salt import _number_rows
+
+    # columns 0 and 1 mix to the same code (1 * 1_000_000_007 + (5 - 1_000_000_007) == 5)
+    parts = np.array([[0, 0, 0], [0, 0, 0], [0, 1, 0], [5, 5 - 1_000_000_007, 5]])
+    ids = _number_rows(parts)
+    assert ids[0] == ids[2] != ids[1]
