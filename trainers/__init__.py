@@ -8,7 +8,7 @@ Usage::
 """
 
 from trainers.batch import Batch, BatchError
-from trainers.estimators import GRPO, RLOO, DrGRPO, ReinforcePP, TurnGAE
+from trainers.estimators import GRPO, RLOO, DrGRPO, ReinforcePP, TurnGAE, Vine
 from trainers.gigpo import GiGPO
 from trainers.graph import (
     LastKMatch,
@@ -24,5 +24,5 @@ from trainers.tokenize import TokenizationError, TokenizedSequence, tokenize_epi
 __all__ = [
     "GRPO", "RLOO", "SALT", "Batch", "BatchError", "DrGRPO", "GiGPO", "LastKMatch",
     "ObservationMatch", "PrefixMatch", "ReinforcePP", "StateKeyMatch", "TokenizationError",
-    "TokenizedSequence", "TrajectoryGraph", "TurnGAE", "build_graph", "tokenize_episode",
+    "TokenizedSequence", "TrajectoryGraph", "TurnGAE", "Vine", "build_graph", "tokenize_episode",
 ]

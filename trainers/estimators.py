@@ -26,6 +26,7 @@ import numpy as np
 from pydantic import ConfigDict
 from pydantic.dataclasses import dataclass
 
+from agentgym.errors import EstimatorError
 from trainers.batch import Batch, BatchError
 
 CHECKED = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
@@ -212,3 +213,28 @@ class TurnGAE:
             out.append(gae(rewards, v[:k], float(v[k]) if bootstrap else 0.0,
                            self.gamma, self.lam))
         return out
+
+
+@dataclass(frozen=True, config=CHECKED)
+class Vine:
+    """VinePPO: ``A_t = r_t + gamma * V^(s_{t+1}) - V^(s_t)`` with Monte-Carlo values.
+
+    The values come from continuations out of each state's snapshot
+    (``agentgym.values.attach_mc_values`` records them in ``metadata["mc_values"]``); with
+    them this is turn-level GAE at ``lam = 0``. The batch's rewards must be the ones the
+    values were estimated with (the env's, or the same reward spec).
+    """
+
+    type_name: ClassVar[str] = "vine"
+    gamma: float = 1.0
+
+    def __call__(self, batch: Batch) -> list[np.ndarray]:
+        """Per-turn advantages."""
+        missing = [e.episode_id for e in batch.episodes if "mc_values" not in e.metadata]
+        if missing:
+            raise EstimatorError(
+                f"Vine needs Monte-Carlo state values; {len(missing)} episodes have none "
+                f"(first: {missing[0]}). Estimate them with agentgym.values.attach_mc_values("
+                "env, policy, episodes, k=...).")
+        values = [e.metadata["mc_values"] for e in batch.episodes]
+        return TurnGAE(self.gamma, lam=0.0, bootstrap_truncated=False)(batch, values)
