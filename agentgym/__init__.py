@@ -45,6 +45,7 @@ from agentgym.rollout import arollout, rollout, run_episode
 from agentgym.snapshots import RemoteSnapshot, Snapshot
 from agentgym.store import EpisodeWriter, iter_episodes, read_episodes, write_episodes
 from agentgym.summary import summarize, summary_table
+from agentgym.tree import Tree, TreeStats, tree_rollout
 
 __version__ = "0.1.0"
 
@@ -56,8 +57,9 @@ __all__ = [
     "PoolResult", "RandomPolicy",
     "RecordError", "RemoteSnapshot", "ResetNeeded", "Snapshot", "SnapshotError",
     "TagProtocol", "Task", "TaskNotFoundError", "ToolCall",
-    "ToolCallProtocol", "Transition", "Turn", "UnknownEnvError", "arollout", "iter_episodes",
+    "ToolCallProtocol", "Transition", "Tree", "TreeStats", "Turn", "UnknownEnvError",
+    "arollout", "iter_episodes",
     "list_envs",
     "make", "read_episodes", "register", "rollout", "run_episode", "summarize", "summary_table",
-    "write_episodes",
+    "tree_rollout", "write_episodes",
 ]

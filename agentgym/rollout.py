@@ -71,6 +71,14 @@ class EpisodeRecorder:
             self.episode.instruction, observation)})
         self.observation, self.info = observation, info
 
+    def fork(self) -> EpisodeRecorder:
+        """A copy that records on separately (a branch, a continuation), as a new episode."""
+        twin = copy.copy(self)
+        twin.episode = copy.deepcopy(self.episode)
+        twin.episode.episode_id = uuid.uuid4().hex
+        twin.messages = list(self.messages)  # messages are appended, never changed
+        return twin
+
     @property
     def turns(self) -> int:
         """Steps taken so far."""

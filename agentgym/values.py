@@ -13,7 +13,6 @@ the env's, or a reward spec's (``reward=``) applied to each continuation's recor
 
 from __future__ import annotations
 
-import copy
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -70,7 +69,7 @@ def monte_carlo_values(env: AgentEnv, policy: Policy, episode: Episode, k: int =
         returns = []
         for _ in range(k):
             env.restore(here)
-            returns.append(_continue(env, policy, copy.deepcopy(recorder), gamma, reward,
+            returns.append(_continue(env, policy, recorder.fork(), gamma, reward,
                                      max_turns, cost))
         values.append(statistics.fmean(returns))
         env.restore(here)

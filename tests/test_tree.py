@@ -1,0 +1,91 @@
+"""Tree-structured groups: shared prefixes stepped once, leaves as ordinary episodes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import agentgym
+from agentgym.errors import InvalidOptionError
+from agentgym.tree import Tree, tree_rollout
+from tests.test_vine import Corridor
+from trainers import GRPO, SALT, Batch, PrefixMatch
+
+
+def counting(env):
+    """``env`` with its ``step`` calls counted in ``env.steps_taken``."""
+    step, env.steps_taken = env.step, 0
+
+    def counted(action):
+        env.steps_taken += 1
+        return step(action)
+
+    env.step = counted
+    return env
+
+
+def shares_prefix(leaf, parent, turns):
+    return [(t.observation, t.action, t.state_key, t.reward) for t in leaf.turns[:turns]] == \
+        [(t.observation, t.action, t.state_key, t.reward) for t in parent.turns[:turns]]
+
+
+@pytest.mark.parametrize("tree", [Tree(leaves=8, width=2, at=(0, 1, 2)),
+                                  Tree(leaves=6, width=3, every=2)])
+def test_shared_prefixes_are_stepped_once(tree):
+    env = counting(agentgym.make("TextWorld-v0", preset="medium", max_turns=8))
+    episodes, stats = tree_rollout(env, agentgym.RandomPolicy(0), tree, tasks=2, seed=3)
+    assert [len(group) for group in stats.groups] == [tree.leaves, tree.leaves]
+    by_id = {e.episode_id: e for e in episodes}
+    shared = 0
+    for leaf in episodes:
+        link = leaf.metadata["tree"]
+        if link["parent"] is not None:
+            parent = by_id[link["parent"]]
+            assert parent.group_id == leaf.group_id
+            assert shares_prefix(leaf, parent, link["branch_turn"])
+            shared += link["branch_turn"]
+    # every step of every leaf was stepped once, except the prefixes it shares
+    assert env.steps_taken == stats.env_steps == stats.leaf_steps - shared
+    assert shared > 0 and stats.steps_saved == pytest.approx(shared / stats.leaf_steps)
+    assert len({e.episode_id for e in episodes}) == len(episodes)
+
+
+def test_leaves_are_episodes_that_replay_from_the_jsonl(tmp_path):
+    env = agentgym.make("TextWorld-v0", preset="medium", max_turns=6)
+    episodes, _ = tree_rollout(env, agentgym.RandomPolicy(1), Tree(leaves=4, at=(1, 3)),
+                               seed=5)
+    agentgym.write_episodes(tmp_path / "tree.jsonl", episodes)
+    fresh = agentgym.make("TextWorld-v0", preset="medium", max_turns=6)
+    for leaf in agentgym.read_episodes(tmp_path / "tree.jsonl"):
+        observation, _ = fresh.reset(seed=leaf.seed, options={"task_id": leaf.task_id})
+        for turn in leaf.turns:
+            assert turn.observation == observation
+            observation, reward, *_ = fresh.step(turn.action)
+            assert reward == turn.reward
+        assert observation == leaf.final_observation and "tree" in leaf.metadata
+
+
+def test_salt_on_a_tree_gives_a_shared_prefix_the_mean_of_its_leaves():
+    """Matched on whole histories, SALT's graph is the tree: the advantage of a step on a
+    shared prefix is the mean of the GRPO advantages of the leaves below it."""
+    episodes, _ = tree_rollout(Corridor(), agentgym.RandomPolicy(2),
+                               Tree(leaves=8, width=2, at=(0, 1, 2)), tasks=3)
+    batch = Batch.from_episodes(episodes)
+    salt = SALT(base=GRPO(), matcher=PrefixMatch())(batch)
+    grpo = [a[0] for a in GRPO()(batch)]
+    checked = 0
+    for members in batch.groups:
+        for i in members:
+            for t in range(len(batch.episodes[i].turns)):
+                below = [j for j in members
+                         if shares_prefix(batch.episodes[j], batch.episodes[i], t + 1)]
+                assert salt[i][t] == pytest.approx(np.mean([grpo[j] for j in below]))
+                checked += len(below) > 1
+    assert checked > 20
+
+
+def test_a_tree_must_say_where_it_branches():
+    with pytest.raises(InvalidOptionError, match="every=k turns, or at"):
+        Tree(leaves=4)
+    with pytest.raises(InvalidOptionError, match="width >= 2"):
+        Tree(leaves=4, width=1, every=1)
