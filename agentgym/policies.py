@@ -153,6 +153,38 @@ class RandomPolicy:
         return {"policy": "random"}
 
 
+class NoisyExpertPolicy:
+    """The expert with probability ``1 - epsilon``, else a uniformly random admissible action.
+
+    A behaviour policy of controllable skill that needs no model (credit-assignment
+    benchmarks; PAV's prover). Where the expert has nothing to say, it acts at random.
+
+    Args:
+        epsilon: The probability of a random action.
+        seed: Seed of the policy's own generator (reseeded per episode by the rollout).
+    """
+
+    def __init__(self, epsilon: float, seed: int | None = None) -> None:
+        if not 0.0 <= epsilon <= 1.0:
+            raise PolicyError(f"epsilon is a probability, in [0, 1]; got {epsilon}.")
+        self.epsilon, self.random = epsilon, RandomPolicy(seed)
+
+    def reseed(self, seed: int) -> None:
+        """Reset the generator."""
+        self.random.reseed(seed)
+
+    def __call__(self, conversation: Conversation) -> str:
+        """The expert's action, or (with probability epsilon) a random admissible one."""
+        expert = conversation.info.get("expert_action")
+        if expert is None or self.random.rng.random() < self.epsilon:
+            return self.random(conversation)
+        return expert
+
+    def describe(self) -> dict[str, Any]:
+        """Metadata for the Episode record."""
+        return {"policy": "noisy_expert", "epsilon": self.epsilon}
+
+
 class HumanPolicy:
     """A person at the terminal types each action.
 

@@ -44,7 +44,8 @@ class MonteCarloValues:
 
 def monte_carlo_values(env: AgentEnv, policy: Policy, episode: Episode, k: int = 8,
                        gamma: float = 1.0, reward: RewardFn | None = None,
-                       max_turns: int | None = None) -> MonteCarloValues:
+                       max_turns: int | None = None,
+                       known: dict[tuple[Any, int], float] | None = None) -> MonteCarloValues:
     """The value of every state ``episode`` passed through, from ``k`` continuations each.
 
     Args:
@@ -56,6 +57,9 @@ def monte_carlo_values(env: AgentEnv, policy: Policy, episode: Episode, k: int =
         gamma: Discount of the continuations' rewards.
         reward: A reward spec (``Episode -> per-turn rewards``); default: the env's rewards.
         max_turns: Stop a continuation after this many turns in all (default: the env's).
+        known: Values already estimated, by ``(state_key, turn)``; new ones are added. Only
+            for a policy whose actions depend on the state alone (not on the history), and
+            the same policy, rewards and ``k`` throughout.
     """
     if k < 1:
         raise AgentGymError(f"k (continuations per state) must be >= 1, got {k}.")
@@ -65,14 +69,20 @@ def monte_carlo_values(env: AgentEnv, policy: Policy, episode: Episode, k: int =
     cost = {"env_steps": 0, "policy_calls": 0}
     values = []
     for turn in episode.turns:
-        here = env.snapshot()
-        returns = []
-        for _ in range(k):
+        key = (recorder.info.get("state_key"), recorder.turns)
+        if known is not None and key in known:
+            values.append(known[key])
+        else:
+            here = env.snapshot()
+            returns = []
+            for _ in range(k):
+                env.restore(here)
+                returns.append(_continue(env, policy, recorder.fork(), gamma, reward,
+                                         max_turns, cost))
+            values.append(statistics.fmean(returns))
+            if known is not None:
+                known[key] = values[-1]
             env.restore(here)
-            returns.append(_continue(env, policy, recorder.fork(), gamma, reward,
-                                     max_turns, cost))
-        values.append(statistics.fmean(returns))
-        env.restore(here)
         recorder.record(turn.action, env.step(turn.action), 0.0, 0.0)
         cost["env_steps"] += 1
     return MonteCarloValues(values + [0.0], **cost)

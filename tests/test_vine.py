@@ -90,3 +90,25 @@ def test_vine_says_where_its_values_come_from():
     cost = attach_mc_values(env, agentgym.RandomPolicy(0), [episode], k=3)
     assert episode.metadata["mc_cost"]["k"] == 3 and cost["env_steps"] > len(episode.turns)
     assert len(Vine()(Batch.from_episodes([episode]))[0]) == len(episode.turns)
+
+
+def test_values_of_states_met_again_are_estimated_once():
+    env, episode = recorded(1)
+    known: dict = {}
+    first = monte_carlo_values(env, agentgym.RandomPolicy(5), episode, k=50, known=known)
+    again = monte_carlo_values(env, agentgym.RandomPolicy(6), episode, k=50, known=known)
+    assert again.values == first.values and again.policy_calls == 0
+    assert len(known) == len({(t.state_key, t.index) for t in episode.turns})
+
+
+def test_the_noisy_expert_is_the_expert_at_epsilon_0_and_random_at_1():
+    from agentgym.errors import PolicyError
+
+    env = agentgym.make("TextWorld-v0", preset="easy")
+    expert = agentgym.run_episode(env, agentgym.NoisyExpertPolicy(0.0, seed=0), seed=3)
+    assert expert.outcome.success and all(
+        t.action == t.info["expert_action"] for t in expert.turns)
+    noisy = agentgym.run_episode(env, agentgym.NoisyExpertPolicy(1.0, seed=0), seed=3)
+    assert all(t.parsed_action in t.info["admissible_actions"] for t in noisy.turns)
+    with pytest.raises(PolicyError, match="in \\[0, 1\\]"):
+        agentgym.NoisyExpertPolicy(1.5)
