@@ -182,6 +182,16 @@ class GroupScreen(Screen):
             length += 1
         return length
 
+    def branch_points(self) -> dict[int, tuple[int, int]]:
+        """For a tree group: each branching episode's ``(parent's column, branch turn)``."""
+        column = {e.episode_id: i for i, e in enumerate(self.episodes)}
+        points = {}
+        for i, episode in enumerate(self.episodes):
+            link = episode.metadata.get("tree") or {}
+            if link.get("parent") in column:
+                points[i] = (column[link["parent"]], int(link["branch_turn"]))
+        return points
+
     def summary(self) -> Text:
         """Shared prefix, and how many edges are shared by several episodes."""
         shared = self.shared_prefix()
@@ -191,22 +201,26 @@ class GroupScreen(Screen):
                 edges.setdefault((t.state_key, t.parsed_action, t.next_state_key), set()).add(i)
         common = sum(len(v) > 1 for v in edges.values())
         wins = sum(e.outcome.success for e in self.episodes)
+        tree = f"; a tree with {len(self.branch_points())} branches" \
+            if self.branch_points() else ""
         return Text(f"{len(self.episodes)} episodes, {wins} successful; shared prefix: {shared} "
                     f"turns; {common} of {len(edges)} distinct steps are taken by more than one "
-                    "episode")
+                    f"episode{tree}")
 
     def columns(self) -> list[Text]:
         """One column of actions per episode."""
-        shared = self.shared_prefix()
+        shared, points = self.shared_prefix(), self.branch_points()
         out = []
-        for episode in self.episodes:
+        for i, episode in enumerate(self.episodes):
             verdict = "success" if episode.outcome.success else "failure"
-            text = Text(f"{verdict}  return {episode.outcome.total_reward:+.3g}\n",
+            text = Text(f"#{i} {verdict}  return {episode.outcome.total_reward:+.3g}\n",
                         style="green" if episode.outcome.success else "red")
+            parent, branch = points.get(i, (None, -1))
             for t in episode.turns:
-                style = "dim" if t.index < shared else ("bold yellow" if t.index == shared
-                                                        else "")
-                marker = "├ diverges " if t.index == shared else ""
+                style = "dim" if t.index < max(shared, branch) else (
+                    "bold yellow" if t.index in (shared, branch) else "")
+                marker = (f"├ branches from #{parent} " if t.index == branch else
+                          "├ diverges " if t.index == shared else "")
                 text.append(f"{t.index:>2} {marker}{t.parsed_action or '(invalid)'}", style=style)
                 if t.advantage is not None:
                     text.append(f"  {t.advantage:+.2f}", style=advantage_style(t.advantage))

@@ -236,3 +236,23 @@ def test_renderers_come_from_each_familys_env_spec(monkeypatch):
     assert shown("Broken-v0", "quiet") == "quiet"  # a renderer that cannot load: text
     source = Path(agentgym.replay.__file__).read_text()
     assert "Search" not in source.split('"""', 2)[2] and "WebShop" not in source.split('"""', 2)[2]
+
+
+def test_a_tree_group_shows_its_branch_points(tmp_path):
+    from agentgym.tree import Tree, tree_rollout
+
+    with agentgym.make("TextWorld-v0", preset="easy", max_turns=5) as env:
+        leaves, _ = tree_rollout(env, agentgym.RandomPolicy(0), Tree(leaves=4, at=(1, 2)))
+    path = tmp_path / "tree.jsonl"
+    agentgym.write_episodes(path, leaves)
+
+    async def steps(app, pilot):
+        await pilot.press("g")
+        screen = app.screen
+        points = screen.branch_points()
+        assert len(points) == 3 and sorted(t for _, t in points.values()) == [1, 2, 2]
+        assert "a tree with 3 branches" in str(screen.summary())
+        columns = [str(c) for c in screen.columns()]
+        for child, (parent, turn) in points.items():
+            assert f"{turn:>2} ├ branches from #{parent}" in columns[child]
+    drive(path, steps)
