@@ -31,7 +31,7 @@ import numpy as np
 
 from agentgym.chat import first_user_message, observation_message, reply_message, windowed
 from agentgym.core import AgentEnv
-from agentgym.errors import LifecycleError
+from agentgym.errors import InvalidOptionError, LifecycleError
 from agentgym.policies import Conversation, SeededPolicy, describe
 from agentgym.protocols import ToolCall
 from agentgym.records import Episode, Outcome, Turn
@@ -39,6 +39,7 @@ from agentgym.store import EpisodeWriter
 
 if TYPE_CHECKING:
     from agentgym.pool import Pool
+    from agentgym.tree import Tree
 
 TURN_INFO_KEYS = ("admissible_actions", "expert_action")
 """The step-info keys copied onto each :class:`Turn` record."""
@@ -192,6 +193,7 @@ async def arollout(
     env_kwargs: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
     run_id: str | None = None,
+    tree: Tree | None = None,
 ) -> list[Episode]:
     """Run ``policy`` on ``tasks`` x ``group_size`` episodes (``rollout``: the same, blocking).
 
@@ -216,6 +218,8 @@ async def arollout(
             ``group_id`` (``<env>:<run>:<seed>:<task>``), so groups of different runs or
             policies never share an id, even appended to one file (default: a new random
             id).
+        tree: Sample each group as a tree (:class:`~agentgym.tree.Tree`: its ``leaves``
+            are the group size) in one env of this process, instead of independently.
 
     Returns:
         The episodes, in task order, then group-member order.
@@ -223,9 +227,12 @@ async def arollout(
     from agentgym.registry import make
 
     run_id = run_id or uuid.uuid4().hex[:8]
+    if tree is not None:
+        return _tree_groups(env, policy, tree, tasks, group_size, seed, split, out,
+                            env_kwargs, run_id)
     jobs = [_Job(index, member, task_seed, options, f"{run_id}:{seed}:{index}",
                  sampling_seed(seed, index, member))
-            for index, (task_seed, options) in enumerate(_plan(tasks, seed, split))
+            for index, (task_seed, options) in enumerate(plan_tasks(tasks, seed, split))
             for member in range(group_size)]
     own_env = isinstance(env, str)
     the_env = make(env, **(env_kwargs or {})) if isinstance(env, str) else env
@@ -258,6 +265,36 @@ async def arollout(
         if own_env and isinstance(the_env, AgentEnv):
             the_env.close()
     return [done[key] for key in sorted(done)]
+
+
+def _tree_groups(env: Any, policy: Any, tree: Tree, tasks: int | Sequence[str],
+                 group_size: int, seed: int, split: str | None, out: str | Path | None,
+                 env_kwargs: dict[str, Any] | None, run_id: str) -> list[Episode]:
+    """``rollout(tree=...)``: every group a tree, played in one env.
+
+    Snapshots restore in place, so a pool's workers cannot share a tree.
+    """
+    from agentgym.registry import make
+    from agentgym.tree import tree_rollout
+
+    if group_size not in (1, tree.leaves):
+        raise InvalidOptionError(f"With a tree, the group size is tree.leaves ({tree.leaves})"
+                                 f"; got group_size={group_size}.")
+    if not isinstance(env, (str, AgentEnv)):
+        raise InvalidOptionError("Tree groups are sampled in one env of this process; pass an "
+                                 f"env or an env id, not a {type(env).__name__}.")
+    the_env = make(env, **(env_kwargs or {})) if isinstance(env, str) else env
+    try:
+        episodes, _ = tree_rollout(the_env, policy, tree, tasks=tasks, seed=seed,
+                                   split=split, run_id=run_id)
+    finally:
+        if isinstance(env, str):
+            the_env.close()
+    if out is not None:
+        with EpisodeWriter(out) as writer:
+            for episode in episodes:
+                writer.write(episode)
+    return episodes
 
 
 def _blocking(coroutine_function: Callable[..., Coroutine[Any, Any, Any]], name: str
@@ -563,7 +600,9 @@ class _Act:
         return await self.ask(conversation)
 
 
-def _plan(tasks: int | Sequence[str], seed: int, split: str | None) -> list[tuple[int, dict]]:
+def plan_tasks(tasks: int | Sequence[str], seed: int, split: str | None
+               ) -> list[tuple[int, dict]]:
+    """``(reset seed, reset options)`` of each task a rollout plays (task ``i``: seed + i)."""
     base = {"split": split} if split else {}
     if isinstance(tasks, int):
         return [(seed + i, dict(base)) for i in range(tasks)]

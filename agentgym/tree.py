@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,7 @@ from agentgym.core import AgentEnv
 from agentgym.errors import InvalidOptionError
 from agentgym.policies import describe
 from agentgym.records import Episode
-from agentgym.rollout import EpisodeRecorder
+from agentgym.rollout import EpisodeRecorder, plan_tasks
 
 
 @dataclass(frozen=True)
@@ -73,23 +73,27 @@ class TreeStats:
         return 1.0 - self.env_steps / self.leaf_steps if self.leaf_steps else 0.0
 
 
-def tree_rollout(env: AgentEnv, policy: Callable[[Any], Any], tree: Tree, *, tasks: int = 1,
-                 seed: int = 0, run_id: str | None = None) -> tuple[list[Episode], TreeStats]:
-    """Sample ``tasks`` groups as trees of ``tree.leaves`` leaves each (task ``i``: seed + i).
+def tree_rollout(env: AgentEnv, policy: Callable[[Any], Any], tree: Tree, *,
+                 tasks: int | Sequence[str] = 1, seed: int = 0, split: str | None = None,
+                 run_id: str | None = None) -> tuple[list[Episode], TreeStats]:
+    """Sample ``tasks`` groups as trees of ``tree.leaves`` leaves each.
+
+    ``tasks``, ``seed`` and ``split`` choose the tasks as :func:`agentgym.rollout` does
+    (a count, task ``i`` reset with ``seed + i``, or task ids).
 
     Paths are played depth first in ``env``; a split snapshots the state and each
     continuation restores it. Returns the leaves (group by group) and the cost.
     """
     stats, run_id = TreeStats(), run_id or uuid.uuid4().hex[:8]
     episodes: list[Episode] = []
-    for index in range(tasks):
+    for index, (task_seed, options) in enumerate(plan_tasks(tasks, seed, split)):
         recorder = EpisodeRecorder(env.env_id, env.system_prompt(), env.protocol.encode,
-                                   seed=seed + index,
+                                   seed=task_seed,
                                    group_id=f"{env.env_id}:{run_id}:{seed}:{index}",
                                    history_window=None,
                                    metadata={**describe(policy), "run_id": run_id})
         recorder.episode.metadata["tree"] = {"parent": None, "branch_turn": None}
-        recorder.begin(*env.reset(seed=seed + index))
+        recorder.begin(*env.reset(seed=task_seed, options=options))
         group = _grow(env, policy, tree, recorder, tree.leaves, stats)
         stats.groups.append(group)
         episodes += group

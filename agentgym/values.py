@@ -105,6 +105,28 @@ def attach_mc_values(env: AgentEnv, policy: Policy, episodes: Sequence[Episode],
     return total
 
 
+def attach_mc_progress(env: AgentEnv, prover: Policy, episodes: Sequence[Episode],
+                       k: int = 8, channel: str = "mc_progress") -> dict[str, int]:
+    """Record each step's progress under ``prover`` as a turn reward channel (PAV).
+
+    "Rewarding Progress" (Setlur et al., 2024): a step's reward is its advantage under a
+    prover policy, ``r_t + V^mu(s_{t+1}) - V^mu(s_t)``, with the values from ``k``
+    continuations of the prover (e.g. ``NoisyExpertPolicy(0.2)``). Any reward spec can then
+    weigh ``turn.reward_channels[channel]``. Returns the total cost.
+    """
+    total = {"env_steps": 0, "policy_calls": 0}
+    for episode in episodes:
+        estimate = monte_carlo_values(env, prover, episode, k)
+        values = estimate.values
+        for t, turn in enumerate(episode.turns):
+            turn.reward_channels[channel] = turn.reward + values[t + 1] - values[t]
+        episode.metadata[f"{channel}_cost"] = {"k": k, "env_steps": estimate.env_steps,
+                                               "policy_calls": estimate.policy_calls}
+        total["env_steps"] += estimate.env_steps
+        total["policy_calls"] += estimate.policy_calls
+    return total
+
+
 def _recorder(env: AgentEnv, episode: Episode) -> EpisodeRecorder:
     return EpisodeRecorder(env.env_id, env.system_prompt(), env.protocol.encode,
                            seed=episode.seed, group_id=episode.group_id,

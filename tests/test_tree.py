@@ -89,3 +89,16 @@ def test_a_tree_must_say_where_it_branches():
         Tree(leaves=4)
     with pytest.raises(InvalidOptionError, match="width >= 2"):
         Tree(leaves=4, width=1, every=1)
+
+
+def test_rollout_samples_tree_groups(tmp_path):
+    out = tmp_path / "tree.jsonl"
+    episodes = agentgym.rollout("TextWorld-v0", agentgym.RandomPolicy(0), tasks=2,
+                                tree=Tree(leaves=4, at=(1, 2)), env_kwargs={"preset": "easy"},
+                                seed=4, out=out, progress=False)
+    assert len(episodes) == 8 and len({e.group_id for e in episodes}) == 2
+    assert [e.episode_id for e in agentgym.read_episodes(out)] == [
+        e.episode_id for e in episodes]
+    with pytest.raises(InvalidOptionError, match="group size is tree.leaves"):
+        agentgym.rollout("TextWorld-v0", agentgym.RandomPolicy(0), group_size=3,
+                         tree=Tree(leaves=4, every=1), progress=False)

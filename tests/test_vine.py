@@ -112,3 +112,16 @@ def test_the_noisy_expert_is_the_expert_at_epsilon_0_and_random_at_1():
     assert all(t.parsed_action in t.info["admissible_actions"] for t in noisy.turns)
     with pytest.raises(PolicyError, match="in \\[0, 1\\]"):
         agentgym.NoisyExpertPolicy(1.5)
+
+
+def test_progress_under_a_prover_becomes_a_reward_channel():
+    from agentgym.values import attach_mc_progress
+    from rewards import Weighted
+
+    env, episode = recorded(2)
+    cost = attach_mc_progress(env, agentgym.RandomPolicy(9), [episode], k=3000)
+    positions = [2] + [int(t.next_state_key) for t in episode.turns]
+    truth = [(1 if b > a else -1) / END for a, b in zip(positions, positions[1:])]
+    progress = Weighted({"mc_progress": 1.0})(episode)  # any reward spec reads it
+    assert max(abs(p - t) for p, t in zip(progress, truth)) < 0.05
+    assert cost["env_steps"] == episode.metadata["mc_progress_cost"]["env_steps"] > 0
