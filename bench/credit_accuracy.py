@@ -111,6 +111,11 @@ def measure(name: str, epsilon: float, args: argparse.Namespace) -> dict[str, An
             "success": float(np.mean([e.outcome.success for e in independent])), "rows": rows}
 
 
+def _number(value: float, form: str) -> str:
+    """``value`` formatted, or why there is none (an estimator that gave every step 0)."""
+    return "n/a (constant)" if value != value else form.format(value)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--envs", nargs="+", default=["textworld-medium"], choices=ENVS)
@@ -146,8 +151,9 @@ def main() -> None:
         for column in ("estimator", "Spearman", "sign agreement (|A| >= 0.1)", "env steps"):
             table.add_column(column, justify="left" if column == "estimator" else "right")
         for label, row in result["rows"].items():
-            table.add_row(label, f"{row['spearman']:.3f}",
-                          f"{row['sign']:.1%} of {row['big_steps']}", f"{row['env_steps']:,}")
+            table.add_row(label, _number(row["spearman"], "{:.3f}"),
+                          f"{_number(row['sign'], '{:.1%}')} of {row['big_steps']}",
+                          f"{row['env_steps']:,}")
         console.print(table)
     print(f"results: {args.out}")
 
