@@ -15,7 +15,7 @@ Reported per env and epsilon: Spearman correlation with the truth over all steps
 agreement on steps whose true advantage is at least 0.1 in size, and the env steps the
 estimator's data cost. Results go to ``--out`` (JSON) as each row finishes.
 
-Usage: python bench/credit_accuracy.py            # TextWorld medium, 8 tasks, ~10 min
+Usage: python bench/credit_accuracy.py            # TextWorld medium, 8 tasks, 12-20 min
        python bench/credit_accuracy.py --full     # the issue's size: 64 tasks, 4 envs
 """
 
