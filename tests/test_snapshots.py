@@ -17,7 +17,6 @@ import agentgym
 from agentgym.core import AgentEnv, Transition
 from agentgym.errors import EpisodeOver, SnapshotError
 from agentgym.protocols import ToolCall, command_protocol
-from environments.swe.docker_engine import docker_available
 from tests.test_contract import GARBAGE, QUICK
 
 SWE_COMMANDS = [
@@ -32,9 +31,7 @@ FAMILIES: dict[str, dict[str, Any]] = {
     "Search-v0": QUICK["Search-v0"],
     "SWE-v0": {"sandbox": "bwrap", "tasks_per_source": 2},
 }
-CASES = [(name, kwargs) for name, kwargs in FAMILIES.items()]
-if docker_available():
-    CASES.append(("SWE-v0", {"sandbox": "docker", "tasks_per_source": 2}))
+CASES = [*FAMILIES.items(), ("SWE-v0", {"sandbox": "docker", "tasks_per_source": 2})]
 IDS = [f"{name}-{kwargs.get('sandbox', '')}".rstrip("-") for name, kwargs in CASES]
 
 
