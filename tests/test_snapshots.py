@@ -255,3 +255,30 @@ def test_a_served_env_snapshot_restores_in_another_session():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_restore_never_writes_or_deletes_through_a_link_the_agent_made(tmp_path):
+    """After the snapshot the agent swaps real folders for links to a host folder; the
+    restore puts real folders back and touches nothing on the other side of the links."""
+    outside = tmp_path / "host"
+    outside.mkdir(mode=0o777)
+    (outside / "precious.txt").write_text("keep me")
+    env = agentgym.make("SWE-v0", sandbox="bwrap", tasks_per_source=2)
+    try:
+        env.reset(seed=1)
+        workspace = env.unwrapped._workspace
+        tests = sorted(p.name for p in (workspace / "tests").iterdir())
+        for name in tests + ["f"]:
+            (outside / name).write_text("host")
+        env.step(ToolCall("bash", {"command": "mkdir d && echo mine > d/f"}).to_text())
+        snapshot = env.snapshot()
+        env.step(ToolCall("bash", {"command": f"rm -rf d tests && ln -s {outside} d && "
+                                              f"ln -s {outside} tests"}).to_text())
+        env.restore(snapshot)
+        assert (workspace / "d" / "f").read_text() == "mine\n"
+        assert not (workspace / "tests").is_symlink()
+        assert sorted(p.name for p in (workspace / "tests").iterdir()) == tests
+        assert all((outside / name).read_text() == "host" for name in tests + ["f"])
+        assert (outside / "precious.txt").read_text() == "keep me"
+    finally:
+        env.close()

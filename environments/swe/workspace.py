@@ -345,31 +345,54 @@ def restore_changes(fingerprint: Fingerprint, workspace: Path, changes: Changes,
                     owner: int | None) -> None:
     """Make ``workspace`` its repository plus ``changes``, touching only what differs now.
 
-    Nothing is followed: whatever is at a path is removed before the path is written.
+    Nothing is followed: the snapshot's folders are made real folders first (a link the
+    agent put in a folder's place is removed), and no entry is touched below a link.
     """
     repo, folders = fingerprint.repo, dict(changes.folders)
     now = {rel for rel, _, _ in fingerprint.changes(workspace)}
     for folder in sorted(_folders(workspace) - set(folders), reverse=True):
         _remove(workspace / folder)
     for folder in sorted(folders):
-        made = workspace / folder
-        if not made.is_dir() or made.is_symlink():
+        made = _below_folders(workspace, folder)
+        if made is not None and not stat.S_ISDIR(_mode(made)):
             _remove(made)
             made.mkdir()
             if owner is not None:
                 os.chown(made, owner, owner)
-    wanted = {rel for rel, *_ in changes.files} | set(changes.deleted)
+    wanted = {rel for rel, *_ in changes.files} | set(changes.deleted) | set(folders)
     for rel in sorted(now - wanted):  # back to the repository's version
-        _remove(workspace / rel)
-        if (repo / rel).exists() or (repo / rel).is_symlink():
-            _copy_entry(repo / rel, workspace / rel, owner)
+        if (path := _below_folders(workspace, rel)) is not None:
+            _remove(path)
+            if (repo / rel).exists() or (repo / rel).is_symlink():
+                _copy_entry(repo / rel, path, owner)
     for rel in changes.deleted:
-        _remove(workspace / rel)
+        if (path := _below_folders(workspace, rel)) is not None:
+            _remove(path)
     for rel, mode, data, mtime in changes.files:
-        _write_entry(workspace / rel, mode, data, owner)
-        os.utime(workspace / rel, ns=(mtime, mtime), follow_symlinks=False)
+        path = _below_folders(workspace, rel)
+        assert path is not None  # its folder is one of the snapshot's, made real above
+        _write_entry(path, mode, data, owner)
+        os.utime(path, ns=(mtime, mtime), follow_symlinks=False)
     for folder, mtime in sorted(folders.items(), reverse=True):  # what is inside goes first
         os.utime(workspace / folder, ns=(mtime, mtime), follow_symlinks=False)
+
+
+def _below_folders(workspace: Path, rel: str) -> Path | None:
+    """``workspace / rel`` if every folder on the way is a real folder (no link), else None."""
+    here = workspace
+    for part in Path(rel).parts[:-1]:
+        here = here / part
+        if not stat.S_ISDIR(_mode(here)):
+            return None
+    return workspace / rel
+
+
+def _mode(path: Path) -> int:
+    """``lstat`` mode, 0 when nothing is there."""
+    try:
+        return path.lstat().st_mode
+    except FileNotFoundError:
+        return 0
 
 
 def _read_bytes(path: Path) -> bytes:
