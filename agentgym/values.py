@@ -94,15 +94,10 @@ def attach_mc_values(env: AgentEnv, policy: Policy, episodes: Sequence[Episode],
 
     Sets ``metadata["mc_values"]`` (and ``"mc_cost"``), which ``trainers.Vine`` reads.
     """
-    total = {"env_steps": 0, "policy_calls": 0}
-    for episode in episodes:
-        estimate = monte_carlo_values(env, policy, episode, k, gamma, reward)
+    def attach(episode: Episode, estimate: MonteCarloValues) -> None:
         episode.metadata["mc_values"] = estimate.values
-        episode.metadata["mc_cost"] = {"k": k, "gamma": gamma, "env_steps": estimate.env_steps,
-                                       "policy_calls": estimate.policy_calls}
-        total["env_steps"] += estimate.env_steps
-        total["policy_calls"] += estimate.policy_calls
-    return total
+
+    return _estimate_each(env, policy, episodes, k, gamma, reward, "mc", attach)
 
 
 def attach_mc_progress(env: AgentEnv, prover: Policy, episodes: Sequence[Episode],
@@ -114,14 +109,25 @@ def attach_mc_progress(env: AgentEnv, prover: Policy, episodes: Sequence[Episode
     continuations of the prover (e.g. ``NoisyExpertPolicy(0.2)``). Any reward spec can then
     weigh ``turn.reward_channels[channel]``. Returns the total cost.
     """
-    total = {"env_steps": 0, "policy_calls": 0}
-    for episode in episodes:
-        estimate = monte_carlo_values(env, prover, episode, k)
+    def attach(episode: Episode, estimate: MonteCarloValues) -> None:
         values = estimate.values
         for t, turn in enumerate(episode.turns):
             turn.reward_channels[channel] = turn.reward + values[t + 1] - values[t]
-        episode.metadata[f"{channel}_cost"] = {"k": k, "env_steps": estimate.env_steps,
-                                               "policy_calls": estimate.policy_calls}
+
+    return _estimate_each(env, prover, episodes, k, 1.0, None, channel, attach)
+
+
+def _estimate_each(env: AgentEnv, policy: Policy, episodes: Sequence[Episode], k: int,
+                   gamma: float, reward: RewardFn | None, name: str,
+                   attach: Callable[[Episode, MonteCarloValues], None]) -> dict[str, int]:
+    """Estimate every episode's values, ``attach`` them, log ``metadata[name + "_cost"]``."""
+    total = {"env_steps": 0, "policy_calls": 0}
+    for episode in episodes:
+        estimate = monte_carlo_values(env, policy, episode, k, gamma, reward)
+        attach(episode, estimate)
+        episode.metadata[f"{name}_cost"] = {"k": k, "gamma": gamma,
+                                            "env_steps": estimate.env_steps,
+                                            "policy_calls": estimate.policy_calls}
         total["env_steps"] += estimate.env_steps
         total["policy_calls"] += estimate.policy_calls
     return total

@@ -28,15 +28,18 @@ def _digest(*parts: str) -> str:
     return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
-def action_text(turn: Any) -> str:
-    """The action as matched: the parsed command, or the raw text of an invalid action."""
-    return turn.parsed_action if turn.parsed_action is not None else f"<invalid>{turn.action}"
-
-
 def action_texts(turns: Iterable[Any]) -> list[str]:
-    """:func:`action_text` of every turn (one comprehension: SALT reads whole batches)."""
+    """Each action as matched: the parsed command, or the raw text of an invalid action.
+
+    One comprehension over many turns: SALT reads whole batches.
+    """
     return [t.parsed_action if t.parsed_action is not None else f"<invalid>{t.action}"
             for t in turns]
+
+
+def action_text(turn: Any) -> str:
+    """:func:`action_texts` of one turn."""
+    return action_texts((turn,))[0]
 
 
 class StateMatcher(Protocol):
