@@ -303,10 +303,20 @@ def _create(engine: Engine, image: str, mount: str, limits: Limits, workspace: P
         return Container(created["Id"], slot)
     try:
         return Container(created["Id"], slot, channel=connect(engine, created["Id"]))
-    except ServerLost:  # no python3 in this image: commands become execs
-        _NO_SERVER.add((engine.url, image))
+    except ServerLost:
+        if _running(engine, created["Id"]):  # slow to answer (a loaded machine): once more
+            try:
+                return Container(created["Id"], slot, channel=connect(engine, created["Id"]))
+            except ServerLost:
+                return Container(created["Id"], slot)  # this container's commands: execs
+        _NO_SERVER.add((engine.url, image))  # it exited: no python3 in this image
         _remove(engine, Container(created["Id"]))
         return _create(engine, image, mount, limits, workspace, slot, tmpfs_mb)
+
+
+def _running(engine: Engine, container: str) -> bool:
+    with engine.failing("inspecting a sandbox container"):
+        return bool(engine.api.inspect_container(container)["State"]["Running"])
 
 
 _NO_SERVER: set[tuple[str, str]] = set()  # (engine, image) whose containers cannot serve
