@@ -103,6 +103,49 @@ def test_commands_run_through_the_sdk_without_a_cli_process(monkeypatch, server)
         subprocess.run(["rm", "-rf", str(root)])
 
 
+def test_a_command_server_slow_to_start_is_waited_for():
+    from environments.swe import command_server
+    from environments.swe.docker_streams import connect
+
+    sandbox = DockerSandbox(warm=0)
+    api, image = sandbox.engine.api, sandbox.image or sandbox._images[sandbox.engine.url]
+    late = api.create_container(  # the real server, 3 s late (as on a loaded machine)
+        image, ["sh", "-c", 'sleep 3; exec python3 -c "$0"', command_server.SERVER],
+        stdin_open=True, labels={"agentgym.swe": "1"},
+        host_config=api.create_host_config(network_mode="none"))["Id"]
+    try:
+        api.start(late)
+        channel = connect(sandbox.engine, late)
+        assert channel.run("echo served", b"", 20, sandbox.limits).output == "served\n"
+        channel.close()
+    finally:
+        api.remove_container(late, force=True)
+        sandbox.close()
+
+
+def test_an_earlier_attachs_unread_ping_answer_does_not_put_commands_out_of_step():
+    from environments.swe.docker_streams import Channel
+
+    root = episode_root()
+    workspace = root / "ws"
+    workspace.mkdir(mode=0o777)
+    sandbox = DockerSandbox(warm=0)
+    try:
+        sandbox.start(workspace)
+        container = sandbox.container.id
+        late = Channel(sandbox.engine, container)  # attached while another pings and leaves
+        gave_up = Channel(sandbox.engine, container)
+        assert gave_up.ready()
+        gave_up.close()
+        assert late.ready()  # the other ping's answer reached it too, and is passed over
+        assert late.run("echo mine", b"", 20, sandbox.limits).output == "mine\n"
+        assert late.run("echo next", b"", 20, sandbox.limits).output == "next\n"
+        late.close()
+    finally:
+        sandbox.close()
+        subprocess.run(["rm", "-rf", str(root)])
+
+
 def test_resets_take_warm_containers_with_the_episodes_own_workspace():
     with agentgym.make("SWE-v0", sandbox="docker", tasks_per_source=2,
                        warm_containers=2) as env:

@@ -16,6 +16,8 @@ or its descriptors through ``/proc/1``. A request with an empty script is a ping
 
 from __future__ import annotations
 
+import os
+import select
 import socket
 import struct
 import time
@@ -69,7 +71,8 @@ def reap():
 while True:
     slen, ilen, timeout_ms, cap = struct.unpack(">IIII", read_exact(16))
     script, data = read_exact(slen).decode("utf-8", "surrogateescape"), read_exact(ilen)
-    if not script:
+    if not script:  # a ping: its stdin (a nonce) comes back, so a stale answer is told apart
+        send(b"o", data)
         send(b"x", struct.pack(">iBB", 0, 0, 0))
         continue
     proc = subprocess.Popen(["bash", "-c", script], stdin=subprocess.PIPE,
@@ -130,7 +133,7 @@ class Messages:
         self.answer: Answer | None = None
 
     def feed(self, data: bytes) -> bytes:
-        """Take stream bytes; the output they complete (``answer`` is set at the end)."""
+        """Take stream bytes; the output they complete, up to an answer (then ``answer``)."""
         self.buffer += data
         output = bytearray()
         while len(self.buffer) >= 5:
@@ -144,6 +147,7 @@ class Messages:
             elif kind == b"x":
                 code, timed_out, stopped = struct.unpack(">iBB", payload)
                 self.answer = Answer(code, bool(timed_out), bool(stopped))
+                break  # one answer at a time: what follows is the next one's
             else:
                 raise SandboxError(f"The container's command server sent {kind!r}, not an "
                                    "answer: its stream is out of step.")
@@ -151,19 +155,24 @@ class Messages:
 
 
 def wait_ready(raw: socket.socket, deframe, seconds: float = 30.0) -> bool:
-    """Ping the server until it answers (it may still be starting)."""
-    raw.sendall(request("", b"", 1, 0))
-    messages, deadline = Messages(), time.monotonic() + seconds
-    raw.settimeout(0.5)
-    try:
-        while time.monotonic() < deadline and messages.answer is None:
-            try:
-                chunk = deframe()
-            except TimeoutError:
-                continue
-            if chunk is None:
-                return False
-            messages.feed(chunk)
-    finally:
-        raw.settimeout(None)
-    return messages.answer is not None
+    """Ping the server until it answers this ping (it may still be starting).
+
+    Answers to earlier pings, sent on an earlier attach that gave up, are read and dropped:
+    taking one for ours would leave the stream one answer behind every later command.
+    """
+    nonce = os.urandom(16)
+    raw.sendall(request("", nonce, 1, 0))
+    messages, output, deadline = Messages(), b"", time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not select.select([raw], [], [], 0.5)[0]:
+            continue  # still starting (a socket timeout here would read as the stream's end)
+        chunk = deframe()
+        if chunk is None:
+            return False
+        output += messages.feed(chunk)
+        while messages.answer is not None:
+            if output == nonce:
+                return True
+            messages.answer = None  # an earlier ping's answer: read on
+            output = messages.feed(b"")
+    return False
