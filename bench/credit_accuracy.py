@@ -17,6 +17,10 @@ estimator's data cost. Results go to ``--out`` (JSON) as each row finishes.
 
 Usage: python bench/credit_accuracy.py            # TextWorld medium, 8 tasks, 12-20 min
        python bench/credit_accuracy.py --full     # the issue's size: 64 tasks, 4 envs
+
+A long run can go in shards (``--first-task 8 --tasks 8``, each with its own ``--out``), run
+side by side or over several days, then be joined: ``--combine shard*.json``. A shard seeds
+its policy with ``seed + first_task``, so shards are independent draws, not slices of one run.
 """
 
 from __future__ import annotations
@@ -35,14 +39,17 @@ from rich.table import Table
 import agentgym
 from agentgym.tree import Tree, tree_rollout
 from agentgym.values import attach_mc_values, monte_carlo_values
-from trainers import GRPO, RLOO, SALT, Batch, DrGRPO, GiGPO, Vine
+from trainers import GRPO, RLOO, SALT, Batch, DrGRPO, Estimator, GiGPO, Vine
 
-ENVS = {"textworld-medium": ("TextWorld-v0", {"preset": "medium"}),
-        "textworld-hard": ("TextWorld-v0", {"preset": "hard"}),
-        "alfworld": ("ALFWorld-v0", {}),
-        "webshop": ("WebShop-v0", {})}
-INDEPENDENT = {"GRPO": GRPO(), "RLOO": RLOO(), "Dr.GRPO": DrGRPO(), "SALT(GRPO)": SALT(),
-               "SALT(RLOO)": SALT(base=RLOO()), "GiGPO": GiGPO()}
+# each env with its turn limit: room for a few random actions besides the expert's path
+# (TextWorld medium's expert takes 5 turns, hard's 10, ALFWorld's 4 to 9)
+ENVS = {"textworld-medium": ("TextWorld-v0", {"preset": "medium"}, 10),
+        "textworld-hard": ("TextWorld-v0", {"preset": "hard"}, 20),
+        "alfworld": ("ALFWorld-v0", {}, 10),
+        "webshop": ("WebShop-v0", {}, 10)}
+INDEPENDENT: dict[str, Estimator] = {
+    "GRPO": GRPO(), "RLOO": RLOO(), "Dr.GRPO": DrGRPO(), "SALT(GRPO)": SALT(),
+    "SALT(RLOO)": SALT(base=RLOO()), "GiGPO": GiGPO()}
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
@@ -83,32 +90,85 @@ def true_advantages(env: Any, policy: Any, episodes: list, k: int,
 
 
 def measure(name: str, epsilon: float, args: argparse.Namespace) -> dict[str, Any]:
-    env_id, kwargs = ENVS[name]
-    env = agentgym.make(env_id, max_turns=args.max_turns, **kwargs)
-    policy = agentgym.NoisyExpertPolicy(epsilon, seed=args.seed)
+    """One shard: tasks ``first_task ..`` of one env at one epsilon, every step's numbers."""
+    env_id, kwargs, horizon = ENVS[name]
+    max_turns = args.max_turns or horizon
+    env = agentgym.make(env_id, max_turns=max_turns, **kwargs)
+    seed = args.seed + args.first_task  # a shard plays its own tasks with its own draws
+    policy = agentgym.NoisyExpertPolicy(epsilon, seed=seed)
     independent = agentgym.rollout(env, policy, tasks=args.tasks, group_size=args.group,
-                                   seed=args.seed, progress=False)
+                                   seed=seed, progress=False)
     trees, tree_stats = tree_rollout(env, policy, Tree(leaves=args.group, width=2, every=2),
-                                     tasks=args.tasks, seed=args.seed)
+                                     tasks=args.tasks, seed=seed)
     known: dict = {}
-    truth = true_advantages(env, policy, independent, args.truth_k, known)
-    tree_truth = true_advantages(env, policy, trees, args.truth_k, known)
+    truth = {"independent": true_advantages(env, policy, independent, args.truth_k, known),
+             "tree": true_advantages(env, policy, trees, args.truth_k, known)}
     sampled = sum(len(e.turns) for e in independent)
-    rows: dict[str, dict[str, float]] = {}
     batch = Batch.from_episodes(independent)
-    for label, estimator in INDEPENDENT.items():
-        rows[label] = {**score(estimator(batch), truth), "env_steps": sampled}
-    rows["SALT(GRPO), tree groups"] = {
-        **score(SALT()(Batch.from_episodes(trees)), tree_truth),
-        "env_steps": tree_stats.env_steps}
+    steps = {label: _steps(estimator(batch), "independent", sampled)
+             for label, estimator in INDEPENDENT.items()}
+    steps["SALT(GRPO), tree groups"] = _steps(SALT()(Batch.from_episodes(trees)), "tree",
+                                              tree_stats.env_steps)
     for k in (4, 8):
         cost = attach_mc_values(env, policy, independent, k=k)
-        rows[f"Vine K={k}"] = {**score(Vine()(batch), truth),
-                               "env_steps": sampled + cost["env_steps"]}
+        steps[f"Vine K={k}"] = _steps(Vine()(batch), "independent",
+                                      sampled + cost["env_steps"])
     env.close()
-    return {"env": name, "epsilon": epsilon, "tasks": args.tasks, "group": args.group,
-            "truth_k": args.truth_k, "truth_states": len(known),
-            "success": float(np.mean([e.outcome.success for e in independent])), "rows": rows}
+    return {"env": name, "epsilon": epsilon, "first_task": args.first_task,
+            "tasks": args.tasks, "group": args.group, "truth_k": args.truth_k,
+            "max_turns": max_turns, "truth_states": len(known),
+            "episodes": len(independent),
+            "wins": int(sum(e.outcome.success for e in independent)),
+            "truth": {kind: _flat(values) for kind, values in truth.items()}, "steps": steps}
+
+
+def _flat(arrays: list[np.ndarray]) -> list[float]:
+    return [round(float(v), 6) for v in np.concatenate(arrays)]
+
+
+def _steps(estimated: list[np.ndarray], truth: str, env_steps: int) -> dict[str, Any]:
+    return {"estimates": _flat(estimated), "truth": truth, "env_steps": env_steps}
+
+
+SAME_RUN = ("env", "epsilon", "group", "truth_k", "max_turns")
+
+
+def combine(shards: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Shards of one (env, epsilon, group, truth_k, max_turns) joined into one result each."""
+    runs: dict[tuple, list[dict[str, Any]]] = {}
+    for shard in sorted(shards, key=lambda s: s["first_task"]):
+        runs.setdefault(tuple(shard[field] for field in SAME_RUN), []).append(shard)
+    return [_join(run) for run in runs.values()]
+
+
+def _join(shards: list[dict[str, Any]]) -> dict[str, Any]:
+    starts = [shard["first_task"] for shard in shards]
+    if len(set(starts)) < len(starts):
+        raise SystemExit(f"two shards of one run start at the same task: {starts}")
+    first, scored = shards[0], [rows(shard) for shard in shards]
+    return {
+        **{field: first[field] for field in SAME_RUN}, "first_task": starts[0],
+        "shards": starts,
+        **{field: sum(shard[field] for shard in shards)
+           for field in ("tasks", "truth_states", "episodes", "wins")},
+        "truth": {kind: [v for shard in shards for v in shard["truth"][kind]]
+                  for kind in first["truth"]},
+        "steps": {label: {"estimates": [v for shard in shards
+                                        for v in shard["steps"][label]["estimates"]],
+                          "truth": step["truth"],
+                          "env_steps": sum(shard["steps"][label]["env_steps"]
+                                           for shard in shards)}
+                  for label, step in first["steps"].items()},
+        "shard_spearman": {label: [score[label]["spearman"] for score in scored]
+                           for label in first["steps"]}}
+
+
+def rows(result: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Each estimator's score against the truth, and its cost."""
+    return {label: {**score([np.array(step["estimates"])],
+                            [np.array(result["truth"][step["truth"]])]),
+                    "env_steps": step["env_steps"]}
+            for label, step in result["steps"].items()}
 
 
 def _number(value: float, form: str) -> str:
@@ -121,15 +181,31 @@ def main() -> None:
     parser.add_argument("--envs", nargs="+", default=["textworld-medium"], choices=ENVS)
     parser.add_argument("--epsilons", nargs="+", type=float, default=[0.2, 0.5])
     parser.add_argument("--tasks", type=int, default=8)
+    parser.add_argument("--first-task", type=int, default=0,
+                        help="play tasks first-task .. first-task + tasks - 1 (a shard)")
     parser.add_argument("--group", type=int, default=8)
     parser.add_argument("--truth-k", type=int, default=64)
-    parser.add_argument("--max-turns", type=int, default=10)
+    parser.add_argument("--max-turns", type=int,
+                        help="turn limit (default: per env, see ENVS)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--full", action="store_true",
                         help="64 tasks on every env (TextWorld medium and hard, ALFWorld, "
                              "WebShop)")
+    parser.add_argument("--combine", nargs="+", type=Path, metavar="SHARDS",
+                        help="join the shards in these result files into one table (no run)")
     parser.add_argument("--out", type=Path, default=Path("runs/credit_accuracy.json"))
     args = parser.parse_args()
+    if args.combine:
+        results = combine([r for path in args.combine for r in json.loads(path.read_text())])
+        args.out.write_text(json.dumps(results))
+    else:
+        results = run(args)
+    report(results)
+    print(f"results: {args.out}")
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Measure every env and epsilon asked for, writing ``--out`` as each finishes."""
     if args.full:
         args.envs, args.tasks = list(ENVS), 64
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -141,21 +217,41 @@ def main() -> None:
                 started = time.perf_counter()
                 results.append(measure(name, epsilon, args))
                 results[-1]["seconds"] = round(time.perf_counter() - started, 1)
-                args.out.write_text(json.dumps(results, indent=1))
+                args.out.write_text(json.dumps(results))
                 bar.advance(job)
+    return results
+
+
+def report(results: list[dict[str, Any]]) -> None:
     console = Console(width=130)
     for result in results:
         table = Table(title=f"{result['env']}, epsilon {result['epsilon']}: {result['tasks']} "
-                            f"tasks x {result['group']}, success {result['success']:.0%}, "
-                            f"truth from {result['truth_k']} continuations per state")
-        for column in ("estimator", "Spearman", "sign agreement (|A| >= 0.1)", "env steps"):
+                            f"tasks x {result['group']}, success "
+                            f"{result['wins'] / result['episodes']:.0%}, truth from "
+                            f"{result['truth_k']} continuations per state, "
+                            f"{result['max_turns']} turns at most")
+        spread = result.get("shard_spearman", {})
+        columns = ["estimator", "Spearman", "sign agreement (|A| >= 0.1)", "env steps"]
+        for column in columns + ([f"Spearman per shard ({len(result['shards'])})"]
+                                 if spread else []):
             table.add_column(column, justify="left" if column == "estimator" else "right")
-        for label, row in result["rows"].items():
-            table.add_row(label, _number(row["spearman"], "{:.3f}"),
-                          f"{_number(row['sign'], '{:.1%}')} of {row['big_steps']}",
-                          f"{row['env_steps']:,}")
+        for label, row in rows(result).items():
+            cells = [label, _number(row["spearman"], "{:.3f}"),
+                     f"{_number(row['sign'], '{:.1%}')} of {row['big_steps']}",
+                     f"{row['env_steps']:,}"]
+            if spread:
+                cells.append(_mean_sd(spread[label]))
+            table.add_row(*cells)
         console.print(table)
-    print(f"results: {args.out}")
+
+
+def _mean_sd(values: list[float]) -> str:
+    """``mean ± sd`` of the shards' numbers (constant shards left out, and counted)."""
+    kept = [v for v in values if v == v]
+    if not kept:
+        return "n/a (constant)"
+    left_out = f" ({len(values) - len(kept)} constant)" if len(kept) < len(values) else ""
+    return f"{np.mean(kept):.3f} ± {np.std(kept):.3f}{left_out}"
 
 
 if __name__ == "__main__":

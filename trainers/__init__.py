@@ -8,7 +8,7 @@ Usage::
 """
 
 from trainers.batch import Batch, BatchError
-from trainers.estimators import GRPO, RLOO, DrGRPO, ReinforcePP, TurnGAE, Vine
+from trainers.estimators import GRPO, RLOO, DrGRPO, Estimator, ReinforcePP, TurnGAE, Vine
 from trainers.gigpo import GiGPO
 from trainers.graph import (
     LastKMatch,
@@ -22,7 +22,7 @@ from trainers.salt import SALT
 from trainers.tokenize import TokenizationError, TokenizedSequence, tokenize_episode
 
 __all__ = [
-    "GRPO", "RLOO", "SALT", "Batch", "BatchError", "DrGRPO", "GiGPO", "LastKMatch",
+    "GRPO", "RLOO", "SALT", "Batch", "BatchError", "DrGRPO", "Estimator", "GiGPO", "LastKMatch",
     "ObservationMatch", "PrefixMatch", "ReinforcePP", "StateKeyMatch", "TokenizationError",
     "TokenizedSequence", "TrajectoryGraph", "TurnGAE", "Vine", "build_graph", "tokenize_episode",
 ]
