@@ -259,8 +259,23 @@ def loop_gigpo_steps(batch, gigpo):
     return out
 
 
+def loop_group_baselines(batch, normalize_std):
+    """GRPO (or Dr.GRPO) and RLOO one group at a time, from their textbook formulas."""
+    returns = batch.returns()
+    grpo, rloo = np.empty_like(returns), np.empty_like(returns)
+    for members in batch.groups:
+        r = returns[list(members)]
+        if len(r) == 1:
+            grpo[list(members)], rloo[list(members)] = r / (1 + 1e-6 if normalize_std else 1), r
+            continue
+        centred = r - r.mean()
+        grpo[list(members)] = centred / (r.std(ddof=1) + 1e-6) if normalize_std else centred
+        rloo[list(members)] = r - (r.sum() - r) / (len(r) - 1)
+    return grpo, rloo
+
+
 @pytest.mark.parametrize("seed", [0, 1])
-def test_batch_wide_salt_and_gigpo_equal_their_loops(seed):
+def test_batch_wide_estimators_equal_their_loops(seed):
     """A random batch where groups share states and repeat edges, as real rollouts do."""
     rng = np.random.default_rng(seed)
     episodes = []
@@ -272,6 +287,11 @@ def test_batch_wide_salt_and_gigpo_equal_their_loops(seed):
             rewards = rng.normal(size=turns).round(2).tolist()
             episodes.append(ep(rewards, group=f"g{g}", keys=keys, actions=actions))
     batch = Batch.from_episodes(episodes)
+    assert 1 in {len(members) for members in batch.groups}  # groups of one are covered
+    for estimator in (GRPO(), DrGRPO()):
+        grpo, rloo = loop_group_baselines(batch, estimator.normalize_std)
+        np.testing.assert_allclose(estimator.trajectory_advantages(batch), grpo, atol=1e-12)
+        np.testing.assert_allclose(RLOO().trajectory_advantages(batch), rloo, atol=1e-12)
     for base in (GRPO(), RLOO()):
         for count in ("trajectory", "occurrence"):
             approx(SALT(base=base, count=count)(batch),

@@ -61,6 +61,13 @@ class Batch:
         """Each episode's total reward ``R_i = sum_t r_{i,t}``, shape ``(N,)``."""
         return np.array([r.sum() for r in self.rewards], dtype=np.float64)
 
+    def group_numbers(self) -> np.ndarray:
+        """Each episode's group, numbered as in ``groups``, shape ``(N,)``."""
+        number = np.empty(len(self.episodes), np.int64)
+        for index, members in enumerate(self.groups):
+            number[list(members)] = index
+        return number
+
 
 def _rewards_of(episode: Episode, index: int, rewards) -> np.ndarray:
     if rewards is None:

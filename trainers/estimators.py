@@ -44,23 +44,37 @@ class Estimator(Protocol):
 
 
 # ---------------------------------------------------------------- pure functions
-def grpo_advantages(returns: np.ndarray, normalize_std: bool = True,
-                    eps: float = 1e-6) -> np.ndarray:
-    """Group-relative advantages of one group's returns, shape ``(G,)``."""
-    if len(returns) == 1:
-        mean, std = 0.0, 1.0
-    else:
-        mean, std = returns.mean(), returns.std(ddof=1)
-    centred = returns - mean
-    return centred / (std + eps) if normalize_std else centred
+def grpo_advantages(returns: np.ndarray, normalize_std: bool = True, eps: float = 1e-6,
+                    group: np.ndarray | None = None) -> np.ndarray:
+    """Group-relative advantages ``(R_i - mean_g) / (std_g + eps)``, shape ``(N,)``.
+
+    ``group`` numbers each return's group (``0 .. n-1``; default: all one group), so a
+    whole batch is one call. A group of one has no baseline: mean 0, std 1.
+    """
+    group, size = _groups(returns, group)
+    mean = (np.bincount(group, returns) / np.bincount(group))[group]
+    deviation = returns - mean
+    std = np.sqrt(np.bincount(group, deviation ** 2)[group] / np.maximum(size - 1, 1))
+    alone = size == 1
+    centred = np.where(alone, returns, deviation)
+    return centred / (np.where(alone, 1.0, std) + eps) if normalize_std else centred
 
 
-def rloo_advantages(returns: np.ndarray) -> np.ndarray:
-    """Leave-one-out advantages ``R_i - mean_{j != i} R_j`` of one group, shape ``(G,)``."""
-    g = len(returns)
-    if g == 1:
-        return returns.copy()
-    return returns - (returns.sum() - returns) / (g - 1)
+def rloo_advantages(returns: np.ndarray, group: np.ndarray | None = None) -> np.ndarray:
+    """Leave-one-out advantages ``R_i - mean_{j != i} R_j``, shape ``(N,)``.
+
+    ``group`` as for :func:`grpo_advantages`; a group of one keeps its return.
+    """
+    group, size = _groups(returns, group)
+    others = np.bincount(group, returns)[group] - returns
+    return np.where(size == 1, returns, returns - others / np.maximum(size - 1, 1))
+
+
+def _groups(returns: np.ndarray, group: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The group number of each return and the size of its group."""
+    if group is None:
+        group = np.zeros(len(returns), np.int64)
+    return group, np.bincount(group)[group]
 
 
 def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
@@ -103,13 +117,6 @@ def _broadcast(batch: Batch, per_episode: np.ndarray) -> list[np.ndarray]:
     return [np.full(len(r), a, dtype=np.float64) for r, a in zip(batch.rewards, per_episode)]
 
 
-def _per_group(batch: Batch, fn) -> np.ndarray:
-    returns = batch.returns()
-    out = np.empty_like(returns)
-    for members in batch.groups:
-        idx = list(members)
-        out[idx] = fn(returns[idx])
-    return out
 
 
 @dataclass(frozen=True, config=CHECKED)
@@ -122,7 +129,8 @@ class GRPO:
 
     def trajectory_advantages(self, batch: Batch) -> np.ndarray:
         """One advantage per episode, shape ``(N,)``."""
-        return _per_group(batch, lambda r: grpo_advantages(r, self.normalize_std, self.eps))
+        return grpo_advantages(batch.returns(), self.normalize_std, self.eps,
+                               group=batch.group_numbers())
 
     def __call__(self, batch: Batch) -> list[np.ndarray]:
         """Per-turn advantages (the trajectory advantage on every turn)."""
@@ -149,7 +157,7 @@ class RLOO:
 
     def trajectory_advantages(self, batch: Batch) -> np.ndarray:
         """One advantage per episode, shape ``(N,)``."""
-        return _per_group(batch, rloo_advantages)
+        return rloo_advantages(batch.returns(), group=batch.group_numbers())
 
     def __call__(self, batch: Batch) -> list[np.ndarray]:
         """Per-turn advantages (the trajectory advantage on every turn)."""
