@@ -219,7 +219,9 @@ async def arollout(
             policies never share an id, even appended to one file (default: a new random
             id).
         tree: Sample each group as a tree (:class:`~agentgym.tree.Tree`: its ``leaves``
-            are the group size) in one env of this process, instead of independently.
+            are the group size) instead of independently: a group is played in one slot,
+            depth first, each branch restoring the snapshot taken where it splits (the env
+            needs ``snapshot``; see ``env.snapshot_kind``).
 
     Returns:
         The episodes, in task order, then group-member order.
@@ -227,13 +229,14 @@ async def arollout(
     from agentgym.registry import make
 
     run_id = run_id or uuid.uuid4().hex[:8]
-    if tree is not None:
-        return _tree_groups(env, policy, tree, tasks, group_size, seed, split, out,
-                            env_kwargs, run_id)
+    if tree is not None and group_size not in (1, tree.leaves):
+        raise InvalidOptionError(f"With a tree, the group size is tree.leaves ({tree.leaves})"
+                                 f"; got group_size={group_size}.")
+    members = 1 if tree is not None else group_size  # a tree is played as one job
     jobs = [_Job(index, member, task_seed, options, f"{run_id}:{seed}:{index}",
                  sampling_seed(seed, index, member))
             for index, (task_seed, options) in enumerate(plan_tasks(tasks, seed, split))
-            for member in range(group_size)]
+            for member in range(members)]
     own_env = isinstance(env, str)
     the_env = make(env, **(env_kwargs or {})) if isinstance(env, str) else env
     writer = EpisodeWriter(out) if out is not None else None
@@ -244,17 +247,21 @@ async def arollout(
                                                     thread_name_prefix="agentgym-rollout")
     try:
         slots = _slots(the_env, threads)
-        with _progress_bar(progress, len(jobs), slots[0].env_id) as advance:
+        leaves = tree.leaves if tree is not None else 1
+        with _progress_bar(progress, len(jobs) * leaves, slots[0].env_id) as advance:
             async def work(slot: _Slot) -> None:
                 while queue:
                     job = queue.pop()
-                    episode = await _play(slot, driver.for_episode(job.sampling_seed), job,
-                                          history_window, f"{slot.env_id}:{job.group}")
-                    episode.metadata.update({**(metadata or {}), "run_id": run_id})
-                    done[(job.index, job.member)] = episode
-                    if writer:
-                        writer.write(episode)
-                    advance(episode)
+                    act, group = driver.for_episode(job.sampling_seed), f"{slot.env_id}:{job.group}"
+                    played = (await _play_tree(slot, act, job, tree, history_window, group)
+                              if tree is not None
+                              else [await _play(slot, act, job, history_window, group)])
+                    for member, episode in enumerate(played, start=job.member):
+                        episode.metadata.update({**(metadata or {}), "run_id": run_id})
+                        done[(job.index, member)] = episode
+                        if writer:
+                            writer.write(episode)
+                        advance(episode)
 
             await asyncio.gather(*(work(slot) for slot in slots))
     finally:
@@ -265,36 +272,6 @@ async def arollout(
         if own_env and isinstance(the_env, AgentEnv):
             the_env.close()
     return [done[key] for key in sorted(done)]
-
-
-def _tree_groups(env: Any, policy: Any, tree: Tree, tasks: int | Sequence[str],
-                 group_size: int, seed: int, split: str | None, out: str | Path | None,
-                 env_kwargs: dict[str, Any] | None, run_id: str) -> list[Episode]:
-    """``rollout(tree=...)``: every group a tree, played in one env.
-
-    Snapshots restore in place, so a pool's workers cannot share a tree.
-    """
-    from agentgym.registry import make
-    from agentgym.tree import tree_rollout
-
-    if group_size not in (1, tree.leaves):
-        raise InvalidOptionError(f"With a tree, the group size is tree.leaves ({tree.leaves})"
-                                 f"; got group_size={group_size}.")
-    if not isinstance(env, (str, AgentEnv)):
-        raise InvalidOptionError("Tree groups are sampled in one env of this process; pass an "
-                                 f"env or an env id, not a {type(env).__name__}.")
-    the_env = make(env, **(env_kwargs or {})) if isinstance(env, str) else env
-    try:
-        episodes, _ = tree_rollout(the_env, policy, tree, tasks=tasks, seed=seed,
-                                   split=split, run_id=run_id)
-    finally:
-        if isinstance(env, str):
-            the_env.close()
-    if out is not None:
-        with EpisodeWriter(out) as writer:
-            for episode in episodes:
-                writer.write(episode)
-    return episodes
 
 
 def _blocking(coroutine_function: Callable[..., Coroutine[Any, Any, Any]], name: str
@@ -335,6 +312,14 @@ def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
 async def _play(slot: _Slot, act: _Act, job: _Job,
                 history_window: int | None, group_id: str | None) -> Episode:
     """One episode in ``slot``: reset, then the policy and the env in turn until it ends."""
+    recorder = await _start(slot, act, job, history_window, group_id)
+    await _play_on(slot, act, recorder)
+    return recorder.finish()
+
+
+async def _start(slot: _Slot, act: _Act, job: _Job, history_window: int | None,
+                 group_id: str | None) -> EpisodeRecorder:
+    """A recorder for the job's episode, reset in ``slot`` (a failed reset is recorded)."""
     recorder = EpisodeRecorder(slot.env_id, slot.system_prompt, slot.encode,
                                seed=job.task_seed, group_id=group_id,
                                history_window=history_window,
@@ -347,7 +332,13 @@ async def _play(slot: _Slot, act: _Act, job: _Job,
         raise
     except Exception as exc:  # noqa: BLE001 - a failed reset is recorded, not raised
         recorder.fail("EnvError", _reason(exc))
-    while not recorder.done:
+    return recorder
+
+
+async def _play_on(slot: _Slot, act: _Act, recorder: EpisodeRecorder,
+                   pause: Callable[[EpisodeRecorder], bool] = lambda recorder: False) -> None:
+    """The policy and the env in turn until the episode ends, or ``pause`` says to stop."""
+    while not recorder.done and not pause(recorder):
         started = time.perf_counter()
         try:
             reply = await act(recorder.conversation())
@@ -356,7 +347,53 @@ async def _play(slot: _Slot, act: _Act, job: _Job,
             break
         policy_seconds = time.perf_counter() - started
         await _act_out(slot, recorder, _with_call_ids(reply, recorder.turns), policy_seconds)
-    return recorder.finish()
+
+
+async def _play_tree(slot: _Slot, act: _Act, job: _Job, tree: Tree,
+                     history_window: int | None, group_id: str | None) -> list[Episode]:
+    """One group as a tree in ``slot``: its leaves, depth first (see :mod:`agentgym.tree`)."""
+    recorder = await _start(slot, act, job, history_window, group_id)
+    recorder.episode.metadata["tree"] = {"parent": None, "branch_turn": None}
+    return await _grow(slot, act, tree, recorder, tree.leaves)
+
+
+async def _grow(slot: _Slot, act: _Act, tree: Tree, recorder: EpisodeRecorder, leaves: int,
+                split_at: int = -1) -> list[Episode]:
+    """Play on until the episode ends (one leaf) or reaches a branch turn (``leaves`` below).
+
+    ``split_at``: the turn this path was split at (it splits again only after a step).
+    """
+    def branches(now: EpisodeRecorder) -> bool:
+        return leaves > 1 and now.turns != split_at and tree.branches_at(now.turns)
+
+    await _play_on(slot, act, recorder, pause=branches)
+    if recorder.done:
+        return [recorder.finish()]
+    return await _split(slot, act, tree, recorder, leaves)
+
+
+async def _split(slot: _Slot, act: _Act, tree: Tree, recorder: EpisodeRecorder,
+                 leaves: int) -> list[Episode]:
+    """Continuations of this state sharing ``leaves`` leaves, ``tree.width`` of them or more.
+
+    Each continuation restores the snapshot taken here. The first leaf is the parent of the
+    others (their first turns are its turns). A continuation that ends before it can use
+    its share of leaves leaves them to the next ones, and more continuations start here
+    until every leaf is sampled.
+    """
+    here, turn = (await slot.call("snapshot"))[0], recorder.turns
+    grown: list[Episode] = []
+    continuations_left = tree.width
+    while len(grown) < leaves:
+        share = -(-(leaves - len(grown)) // max(continuations_left, 1))  # ceiling
+        await slot.call("restore", here)
+        child = recorder.fork()
+        if grown:
+            child.episode.metadata["tree"] = {"parent": grown[0].episode_id,
+                                              "branch_turn": turn}
+        grown += await _grow(slot, act, tree, child, share, split_at=turn)
+        continuations_left -= 1
+    return grown
 
 
 async def _act_out(slot: _Slot, recorder: EpisodeRecorder, reply: Any,

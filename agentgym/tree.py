@@ -13,17 +13,13 @@ the viewer, rewards, estimators and tokenisation read it as any episode.
 
 from __future__ import annotations
 
-import math
-import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from agentgym.core import AgentEnv
 from agentgym.errors import InvalidOptionError
-from agentgym.policies import describe
 from agentgym.records import Episode
-from agentgym.rollout import EpisodeRecorder, plan_tasks
+from agentgym.rollout import rollout
 
 
 @dataclass(frozen=True)
@@ -59,83 +55,55 @@ class Tree:
 
 @dataclass
 class TreeStats:
-    """What sampling trees cost against independent sampling of the same leaves."""
+    """What sampling trees cost against independent sampling of the same leaves.
+
+    ``env_steps`` and ``generated_tokens`` were spent; ``leaf_steps`` and ``leaf_tokens``
+    are what the same leaves sampled independently would have spent.
+    """
 
     env_steps: int = 0
     leaf_steps: int = 0
-    policy_calls: int = 0
+    generated_tokens: int = 0
+    leaf_tokens: int = 0
     leaves: int = 0
-    groups: list[list[Episode]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, episodes: Sequence[Episode]) -> TreeStats:
+        """The cost of tree leaves (episodes without a ``tree`` link count in full)."""
+        stats = cls(leaves=len(episodes))
+        for episode in episodes:
+            own = shared_turns(episode)
+            tokens = [len(t.token_ids or ()) for t in episode.turns]
+            stats.leaf_steps += len(episode.turns)
+            stats.env_steps += len(episode.turns) - own
+            stats.leaf_tokens += sum(tokens)
+            stats.generated_tokens += sum(tokens[own:])
+        return stats
 
     @property
     def steps_saved(self) -> float:
         """The share of the leaves' steps that were not stepped again (shared prefixes)."""
         return 1.0 - self.env_steps / self.leaf_steps if self.leaf_steps else 0.0
 
+    @property
+    def tokens_saved(self) -> float:
+        """The share of the leaves' generated tokens that were not generated again."""
+        return 1.0 - self.generated_tokens / self.leaf_tokens if self.leaf_tokens else 0.0
 
-def tree_rollout(env: AgentEnv, policy: Callable[[Any], Any], tree: Tree, *,
+
+def shared_turns(episode: Episode) -> int:
+    """How many first turns ``episode`` shares with its parent leaf (0 if it has none)."""
+    link = episode.metadata.get("tree") or {}
+    return int(link.get("branch_turn") or 0) if link.get("parent") else 0
+
+
+def tree_rollout(env: Any, policy: Callable[[Any], Any], tree: Tree, *,
                  tasks: int | Sequence[str] = 1, seed: int = 0, split: str | None = None,
                  run_id: str | None = None) -> tuple[list[Episode], TreeStats]:
-    """Sample ``tasks`` groups as trees of ``tree.leaves`` leaves each.
+    """Sample ``tasks`` groups as trees of ``tree.leaves`` leaves each, and their cost.
 
-    ``tasks``, ``seed`` and ``split`` choose the tasks as :func:`agentgym.rollout` does
-    (a count, task ``i`` reset with ``seed + i``, or task ids).
-
-    Paths are played depth first in ``env``; a split snapshots the state and each
-    continuation restores it. Returns the leaves (group by group) and the cost.
+    ``rollout(env, policy, tree=tree, ...)`` without a progress bar, plus :class:`TreeStats`.
     """
-    stats, run_id = TreeStats(), run_id or uuid.uuid4().hex[:8]
-    episodes: list[Episode] = []
-    for index, (task_seed, options) in enumerate(plan_tasks(tasks, seed, split)):
-        recorder = EpisodeRecorder(env.env_id, env.system_prompt(), env.protocol.encode,
-                                   seed=task_seed,
-                                   group_id=f"{env.env_id}:{run_id}:{seed}:{index}",
-                                   history_window=None,
-                                   metadata={**describe(policy), "run_id": run_id})
-        recorder.episode.metadata["tree"] = {"parent": None, "branch_turn": None}
-        recorder.begin(*env.reset(seed=task_seed, options=options))
-        group = _grow(env, policy, tree, recorder, tree.leaves, stats)
-        stats.groups.append(group)
-        episodes += group
-    stats.leaves = len(episodes)
-    stats.leaf_steps = sum(len(e.turns) for e in episodes)
-    return episodes, stats
-
-
-def _grow(env: AgentEnv, policy: Callable[[Any], Any], tree: Tree, recorder: EpisodeRecorder,
-          slots: int, stats: TreeStats, split_at: int = -1) -> list[Episode]:
-    """Play on from the recorder's state until it ends or splits; ``slots`` leaves below.
-
-    ``split_at``: the turn this path was split at (it splits again only after a step).
-    """
-    while not recorder.done:
-        if slots > 1 and recorder.turns != split_at and tree.branches_at(recorder.turns):
-            return _split(env, policy, tree, recorder, slots, stats)
-        action = policy(recorder.conversation())
-        recorder.record(action, env.step(action), 0.0, 0.0)
-        stats.env_steps += 1
-        stats.policy_calls += 1
-    return [recorder.finish()]
-
-
-def _split(env: AgentEnv, policy: Callable[[Any], Any], tree: Tree,
-           recorder: EpisodeRecorder, slots: int, stats: TreeStats) -> list[Episode]:
-    """Continuations of this state sharing ``slots`` leaves, ``width`` of them or more.
-
-    The first continues the path (its link is the path's); each other one links to the
-    first leaf. A continuation that ends before it can use its share of leaves leaves them
-    to the next ones, and more continuations start here until every leaf is sampled.
-    """
-    here, turn = env.snapshot(), recorder.turns
-    leaves: list[Episode] = []
-    children_left = tree.width
-    while len(leaves) < slots:
-        share = math.ceil((slots - len(leaves)) / max(children_left, 1))
-        env.restore(here)
-        child = recorder.fork()
-        if leaves:
-            child.episode.metadata["tree"] = {"parent": leaves[0].episode_id,
-                                              "branch_turn": turn}
-        leaves += _grow(env, policy, tree, child, share, stats, split_at=turn)
-        children_left -= 1
-    return leaves
+    episodes = rollout(env, policy, tasks=tasks, seed=seed, split=split, tree=tree,
+                       run_id=run_id, progress=False)
+    return episodes, TreeStats.of(episodes)

@@ -61,6 +61,10 @@ def refused(tmp_path, text, pattern, overrides=()):
                                      r"'transformers' or 'vllm' \(got 'sglang'\)"),
     ("sampling: {top_p: 1.5}\n", r"sampling.top_p: Input should be less than or equal to 1"),
     ("rl: {steps: true}\n", r"rl.steps: Input should be a valid integer \(got True\)"),
+    ("sampling: {tree: {width: 2}}\n", r"config.yaml:2: sampling.tree: .*say where a tree "
+                                       r"branches: every .* or at"),
+    ("sampling:\n  tree: {width: 1, every: 2}\n",
+     r"config.yaml:3: sampling.tree.width: Input should be greater than or equal to 2"),
     ("model: {name: /nope}\n", r"config.yaml:2: model.name: Model '/nope' is not here"),
     ("reward: {type: outcome, channel: resolved}\n",
      r"config.yaml:2: reward: the reward spec names a channel TextWorld-v0 does not record.*"

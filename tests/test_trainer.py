@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -129,6 +130,28 @@ checkpoint_every: 1
     assert evaluated.returncode == 0 and "success_rate" in evaluated.stdout
 
 
+
+
+def test_a_run_with_tree_groups_logs_what_the_trees_saved(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(f"""
+output: {tmp_path / 'run'}
+env: {{id: TextWorld-v0, kwargs: {{preset: easy, max_turns: 4, num_tasks: 20}}}}
+model: {{name: tiny, vocab_size: 400}}
+sampling: {{max_new_tokens: 8, tree: {{width: 2, at: [0, 1]}}}}
+sft: {{episodes: 0}}
+rl: {{steps: 1, tasks: 2, group_size: 4, parallel_envs: 2}}
+eval: {{every: 1, tasks: 1}}
+""")
+    done = subprocess.run([sys.executable, "-m", "agentgym.cli", "train", str(config)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text()
+            .splitlines()]
+    update = rows[1]
+    assert update["tree/steps_saved"] > 0 and update["tree/tokens_saved"] > 0
+    episodes = agentgym.read_episodes(tmp_path / "run" / "episodes.jsonl")
+    assert len(episodes) == 8 and all("tree" in e.metadata for e in episodes)
 
 
 def test_lora_trains_only_the_adapters_and_resumes(world, tmp_path):
@@ -258,3 +281,41 @@ def test_windowed_rollouts_train_on_the_context_the_policy_saw(world):
     (whole,) = tokenize_episode(episode, tokenizer)
     for row in tokenize_episode(episode, tokenizer, layout="per_turn"):
         assert whole.input_ids[:len(row)] == row.input_ids
+
+
+def test_tree_groups_train_each_shared_turn_once_with_the_mean_of_its_leaves(world):
+    from trainers.tree_credit import fold_shared_turns
+
+    env, _, _, model, tokenizer = world
+    policy = TransformersPolicy(model, tokenizer, max_new_tokens=6, seed=5)
+    episodes = agentgym.rollout([env], policy, tasks=2, seed=7, progress=False,
+                                tree=agentgym.Tree(leaves=4, width=2, at=(0, 1, 2)))
+    stats = agentgym.TreeStats.of(episodes)
+    assert stats.tokens_saved > 0 and stats.steps_saved > 0
+    for n, episode in enumerate(episodes):
+        episode.outcome.channels["score"] = float(n % 3)  # leaves that disagree
+    advantages = GRPO()(Batch.from_episodes(episodes, rewards=Outcome("score")))
+    folded, first_owned = fold_shared_turns(episodes, advantages)
+    shared = 0
+    for n, episode in enumerate(episodes):
+        for turn in range(first_owned[n], episode.num_turns):  # a turn it owns ...
+            through = [m for m, other in enumerate(episodes)
+                       if other.group_id == episode.group_id and other.num_turns > turn
+                       and _same_path(other, episode, turn + 1)]
+            # ... holds the mean advantage of every leaf that took it
+            assert folded[n][turn] == pytest.approx(np.mean([advantages[m][turn]
+                                                             for m in through]))
+            shared += len(through) > 1
+        link = episode.metadata["tree"]
+        assert first_owned[n] == (link["branch_turn"] if link["parent"] else 0)
+    assert shared >= 4
+    rows = rows_for(episodes, advantages, tokenizer, 4096)
+    trained = sum(sum(row.loss_mask) for row in rows)
+    once = sum(len(t.token_ids) + 1 for e, k in zip(episodes, first_owned)
+               for t in e.turns[k:])  # each generated turn once: its ids and end-of-turn
+    assert trained == once < sum(len(t.token_ids) + 1 for e in episodes for t in e.turns)
+
+
+def _same_path(a, b, turns):
+    return [t.action for t in a.turns[:turns]] == [t.action for t in b.turns[:turns]] and \
+        [t.state_key for t in a.turns[:turns]] == [t.state_key for t in b.turns[:turns]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -34,7 +36,7 @@ def shares_prefix(leaf, parent, turns):
 def test_shared_prefixes_are_stepped_once(tree):
     env = counting(agentgym.make("TextWorld-v0", preset="medium", max_turns=8))
     episodes, stats = tree_rollout(env, agentgym.RandomPolicy(0), tree, tasks=2, seed=3)
-    assert [len(group) for group in stats.groups] == [tree.leaves, tree.leaves]
+    assert sorted(Counter(e.group_id for e in episodes).values()) == [tree.leaves] * 2
     by_id = {e.episode_id: e for e in episodes}
     shared = 0
     for leaf in episodes:
@@ -102,3 +104,23 @@ def test_rollout_samples_tree_groups(tmp_path):
     with pytest.raises(InvalidOptionError, match="group size is tree.leaves"):
         agentgym.rollout("TextWorld-v0", agentgym.RandomPolicy(0), group_size=3,
                          tree=Tree(leaves=4, every=1), progress=False)
+
+
+def test_trees_grow_in_a_pools_workers_with_the_same_result_as_in_process():
+    """Each tree is played in one worker of the pool (its snapshots restored there); trees
+    of different tasks grow side by side, and each leaf is what it is in process."""
+    from agentgym.pool import EnvPool
+
+    tree, kwargs = Tree(leaves=4, at=(1, 2)), {"preset": "medium", "max_turns": 6}
+    with EnvPool("TextWorld-v0", n=2, env_kwargs=kwargs) as pool:
+        pooled = agentgym.rollout(pool, agentgym.RandomPolicy(0), tasks=3, seed=2, tree=tree,
+                                  progress=False)
+    local = agentgym.rollout(agentgym.make("TextWorld-v0", **kwargs),
+                             agentgym.RandomPolicy(0), tasks=3, seed=2, tree=tree,
+                             progress=False)
+
+    def path(e):
+        return [(t.action, t.observation, t.reward) for t in e.turns], e.final_observation
+
+    assert [path(e) for e in pooled] == [path(e) for e in local]
+    assert agentgym.TreeStats.of(pooled).steps_saved > 0

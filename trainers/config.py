@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -72,6 +73,30 @@ class ModelConfig(Section):
     """Tiny model: tokenizer vocabulary, trained on the env's text."""
 
 
+class TreeConfig(Section):
+    """Groups sampled as trees (``agentgym.Tree``).
+
+    Each group's ``rl.group_size`` leaves share the turns before they split, so SALT's
+    graph has shared steps to work with.
+    """
+
+    width: int = Field(2, ge=2)
+    """Continuations a path splits into at a branch turn."""
+    every: int | None = Field(None, ge=1)
+    """Branch every this many turns (turn 0 included) ..."""
+    at: list[int] = []
+    """... or at these turns."""
+
+    @model_validator(mode="after")
+    def _says_where(self) -> TreeConfig:
+        if (self.every is None) == (not self.at):
+            raise ValueError("say where a tree branches: every (a number of turns) or at "
+                             "(a list of turns), one of them")
+        if any(turn < 0 for turn in self.at):
+            raise ValueError(f"branch turns count from 0, got {self.at}")
+        return self
+
+
 class SamplingConfig(Section):
     """How the policy samples during training rollouts."""
 
@@ -87,6 +112,9 @@ class SamplingConfig(Section):
     """How many past replies the policy sees (``None``: all). Training, SFT data and
     evaluation use it alike; windowed episodes are trained one row per reply, each with the
     context its reply was generated from."""
+    tree: TreeConfig | None = None
+    """Sample each group as a tree (see its section; ``None``: independent episodes). Turns
+    a group's leaves share are stepped, generated and trained once."""
     engine: Literal["transformers", "vllm"] = "transformers"
     """Rollout engine: ``transformers`` (the training model itself) or ``vllm`` (vLLM's
     offline engine, given the trainer's weights after every update)."""
@@ -415,9 +443,23 @@ def config_reference() -> str:
     lines += _table("Top level", top)
     for name, field in TrainConfig.model_fields.items():
         if _is_section(field.annotation):
-            section: Any = field.annotation
-            lines += _table(f"`{name}`: {section.__doc__}", list(section.model_fields.items()))
+            lines += _section_tables(name, field.annotation)
     return "\n".join(lines + _estimator_tables())
+
+
+def _section_tables(path: str, section: Any) -> list[str]:
+    """A section's table, then the tables of the sections inside it (``sampling.tree``)."""
+    summary = " ".join(section.__doc__.split("\n\n")[0].split())
+    lines = _table(f"`{path}`: {summary}", list(section.model_fields.items()))
+    for name, field in section.model_fields.items():
+        if (inner := _optional_section(field.annotation)) is not None:
+            lines += _section_tables(f"{path}.{name}", inner)
+    return lines
+
+
+def _optional_section(annotation: Any) -> Any:
+    """The section class of a ``Section | None`` field, else ``None``."""
+    return next((a for a in typing.get_args(annotation) if _is_section(a)), None)
 
 
 def _estimator_tables() -> list[str]:
@@ -461,6 +503,8 @@ def _plain(value: Any) -> Any:
 
 
 def _type_name(field: Any) -> str:
+    if (section := _optional_section(field.annotation)) is not None:
+        return f"section ({section.__name__}) \\| None"
     text = str(field.annotation).replace("typing.", "")
     if "RewardSpec" in text:
         return "reward spec"

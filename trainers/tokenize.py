@@ -164,6 +164,7 @@ def tokenize_episode(
     layout: Literal["concatenated", "per_turn"] = "concatenated",
     max_length: int | None = None,
     truncation: Literal["error", "drop_turns"] = "error",
+    context_turns: int = 0,
 ) -> list[TokenizedSequence]:
     """Token ids, loss mask and per-token advantages of one episode.
 
@@ -177,6 +178,8 @@ def tokenize_episode(
         layout: ``"concatenated"`` (one row) or ``"per_turn"`` (one row per turn).
         max_length: Longest row allowed, in tokens.
         truncation: ``"error"`` or ``"drop_turns"`` (see the module docstring).
+        context_turns: The first turns are context, not trained: another row trains them
+            (a tree leaf's turns shared with its parent, see :mod:`trainers.tree_credit`).
 
     Returns:
         The rows: one for ``"concatenated"``, one per kept turn for ``"per_turn"``.
@@ -203,7 +206,16 @@ def tokenize_episode(
                                                     len(replies) - 1):
             row.extend(ids, turn, advantage, sampler)
         rows = [row]
-    return _fit(rows, max_length, truncation, episode)
+    rows = _fit(rows, max_length, truncation, episode)
+    return [row for row in rows if _untrain(row, context_turns)] if context_turns else rows
+
+
+def _untrain(row: TokenizedSequence, turns: int) -> bool:
+    """Mask the row's tokens generated before turn ``turns``; whether it still trains any."""
+    for k, turn in enumerate(row.turn_ids):
+        if 0 <= turn < turns:
+            row.loss_mask[k], row.advantages[k], row.turn_ids[k] = 0, 0.0, -1
+    return any(row.loss_mask)
 
 
 _Part = tuple[int | None, list[int], list[float], float]  # (turn, ids, sampler log-probs, adv)

@@ -52,7 +52,11 @@ def rows_for(episodes: list[Episode], advantages: list[Any] | None, tokenizer: A
              max_length: int) -> list[Any]:
     """Token rows of the episodes, advantages broadcast to their generated tokens."""
     from trainers.tokenize import tokenize_episode
+    from trainers.tree_credit import fold_shared_turns
 
+    context_turns = [0] * len(episodes)
+    if advantages is not None and any("tree" in e.metadata for e in episodes):
+        advantages, context_turns = fold_shared_turns(episodes, advantages)  # trained once
     rows = []
     for n, episode in enumerate(episodes):
         if not episode.turns:
@@ -62,7 +66,8 @@ def rows_for(episodes: list[Episode], advantages: list[Any] | None, tokenizer: A
         windowed = episode.history_window is not None
         rows += tokenize_episode(episode, tokenizer, values,
                                  layout="per_turn" if windowed else "concatenated",
-                                 max_length=max_length, truncation="drop_turns")
+                                 max_length=max_length, truncation="drop_turns",
+                                 context_turns=context_turns[n])
     return rows
 
 
@@ -206,12 +211,16 @@ def _update(update: int, envs: list[Any], policy: Any, learner: Any, spec: Any, 
     from trainers.batch import Batch
 
     started = time.perf_counter()
+    tree = config.sampling.tree
     episodes = agentgym.rollout(envs, policy, tasks=config.rl.tasks,
                                 group_size=config.rl.group_size,
                                 seed=_rl_task_seed(config, update),
                                 split=config.env.train_split,
                                 history_window=config.sampling.history_window,
-                                progress=False)
+                                progress=False,
+                                tree=agentgym.Tree(config.rl.group_size, tree.width,
+                                                   tree.every, tuple(tree.at))
+                                if tree is not None else None)
     rollout_seconds = time.perf_counter() - started
     batch = Batch.from_episodes(episodes, rewards=spec)
     advantages = estimator(batch)
@@ -232,8 +241,18 @@ def _update(update: int, envs: list[Any], policy: Any, learner: Any, spec: Any, 
             "charts/turns": stats["mean_turns"], "charts/invalid_rate": stats["invalid_rate"],
             "charts/zero_std_groups": zero_std,
             **{f"channels/{k}": v for k, v in stats.items() if k.startswith(("turn/", "outcome/"))},
+            **(_tree_costs(episodes) if tree is not None else {}),
             "perf/rollout_s": rollout_seconds, "perf/update_s": update_seconds,
             "perf/tokens_per_s": metrics["tokens/trained"] / max(update_seconds, 1e-9)}
+
+
+def _tree_costs(episodes: list[Episode]) -> dict[str, float]:
+    """What tree sampling saved against sampling the same leaves independently."""
+    import agentgym
+
+    stats = agentgym.TreeStats.of(episodes)
+    return {"tree/steps_saved": stats.steps_saved, "tree/tokens_saved": stats.tokens_saved,
+            "tree/env_steps": stats.env_steps}
 
 
 def _rl_task_seed(config: TrainConfig, update: int) -> int:
