@@ -274,6 +274,67 @@ async def arollout(
     return [done[key] for key in sorted(done)]
 
 
+@dataclass
+class _Fork:
+    """A state a tree may branch at: before a reply, with how unsure that reply was."""
+
+    surprisal: float
+    snapshot: Any
+    recorder: EpisodeRecorder
+    leaf: str  # the episode id of the path it lies on
+    taken: int = 1  # continuations from here so far
+
+
+async def _grow_where_unsure(slot: _Slot, act: _Act, tree: Tree, recorder: EpisodeRecorder
+                             ) -> list[Episode]:
+    """Leaves until ``tree.leaves``, each branching at the least sure state of all paths.
+
+    Every path is played to its end, keeping a snapshot before each reply; the next leaf
+    starts at the kept state whose reply had the highest mean surprisal, and a state gives
+    ``tree.width`` continuations at most (the first included).
+    """
+    leaves: list[Episode] = []
+    forks: list[_Fork] = []
+    while True:
+        leaf, found = await _play_keeping_forks(slot, act, recorder)
+        leaves.append(leaf)
+        forks += found[1:] if leaves[1:] else found  # a branch's first state is its fork's
+        open_forks = [fork for fork in forks if fork.taken < tree.width]
+        if len(leaves) == tree.leaves or not open_forks:
+            return leaves
+        fork = max(open_forks, key=lambda f: f.surprisal)
+        fork.taken += 1
+        await slot.call("restore", fork.snapshot)
+        recorder = fork.recorder.fork()
+        recorder.episode.metadata["tree"] = {"parent": fork.leaf,
+                                             "branch_turn": fork.recorder.turns}
+
+
+async def _play_keeping_forks(slot: _Slot, act: _Act, recorder: EpisodeRecorder
+                              ) -> tuple[Episode, list[_Fork]]:
+    """Play to the end, keeping the state before each reply and the reply's surprisal."""
+    forks: list[_Fork] = []
+    while not recorder.done:
+        here, before = (await slot.call("snapshot"))[0], recorder.fork()
+        reply = await _take_turn(slot, act, recorder)
+        if reply is not None:
+            forks.append(_Fork(_surprisal(reply, act.policy), here, before,
+                               recorder.episode.episode_id))
+    return recorder.finish(), forks
+
+
+def _surprisal(reply: Any, policy: Any) -> float:
+    """The mean ``-log p`` of the reply's sampled tokens."""
+    logprobs = getattr(reply, "logprobs", None)
+    if not logprobs:
+        raise InvalidOptionError(
+            f"Tree(uncertain=True) branches where the policy was least sure, read from the "
+            f"log-probs of its replies; {type(policy).__name__} reports none "
+            "(TransformersPolicy and VLLMPolicy do). Branch at fixed turns instead: "
+            "every=k or at=[turns].")
+    return -float(np.mean(logprobs))
+
+
 def _blocking(coroutine_function: Callable[..., Coroutine[Any, Any, Any]], name: str
               ) -> Callable[..., Any]:
     """``name``: runs ``coroutine_function`` to its end (same signature and docs)."""
@@ -339,14 +400,20 @@ async def _play_on(slot: _Slot, act: _Act, recorder: EpisodeRecorder,
                    pause: Callable[[EpisodeRecorder], bool] = lambda recorder: False) -> None:
     """The policy and the env in turn until the episode ends, or ``pause`` says to stop."""
     while not recorder.done and not pause(recorder):
-        started = time.perf_counter()
-        try:
-            reply = await act(recorder.conversation())
-        except Exception as exc:  # noqa: BLE001 - a policy bug or a dead server is recorded
-            recorder.fail("PolicyError", _reason(exc))
-            break
-        policy_seconds = time.perf_counter() - started
-        await _act_out(slot, recorder, _with_call_ids(reply, recorder.turns), policy_seconds)
+        await _take_turn(slot, act, recorder)
+
+
+async def _take_turn(slot: _Slot, act: _Act, recorder: EpisodeRecorder) -> Any:
+    """Ask the policy, then step the env with its reply; the reply (``None``: it failed)."""
+    started = time.perf_counter()
+    try:
+        reply = await act(recorder.conversation())
+    except Exception as exc:  # noqa: BLE001 - a policy bug or a dead server is recorded
+        recorder.fail("PolicyError", _reason(exc))
+        return None
+    policy_seconds = time.perf_counter() - started
+    await _act_out(slot, recorder, _with_call_ids(reply, recorder.turns), policy_seconds)
+    return reply
 
 
 async def _play_tree(slot: _Slot, act: _Act, job: _Job, tree: Tree,
@@ -354,6 +421,8 @@ async def _play_tree(slot: _Slot, act: _Act, job: _Job, tree: Tree,
     """One group as a tree in ``slot``: its leaves, depth first (see :mod:`agentgym.tree`)."""
     recorder = await _start(slot, act, job, history_window, group_id)
     recorder.episode.metadata["tree"] = {"parent": None, "branch_turn": None}
+    if tree.uncertain:
+        return await _grow_where_unsure(slot, act, tree, recorder)
     return await _grow(slot, act, tree, recorder, tree.leaves)
 
 

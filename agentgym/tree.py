@@ -28,28 +28,34 @@ class Tree:
 
     Args:
         leaves: Episodes per group (G).
-        width: Continuations a path splits into at a branch turn.
+        width: Continuations a state splits into, at most (the first one included).
         every: Branch every ``every`` turns (turn 0 included) ...
-        at: ... or at these turns.
+        at: ... or at these turns ...
+        uncertain: ... or where the policy was least sure: play a path to its end, then
+            branch again and again at the state whose reply had the highest mean token
+            surprisal (``-log p`` of the sampled tokens, an estimate of the reply's
+            entropy) of all the tree's paths so far, until there are ``leaves`` leaves.
+            Needs a policy that reports log-probs (``TransformersPolicy``, ``VLLMPolicy``).
     """
 
     leaves: int
     width: int = 2
     every: int | None = None
     at: tuple[int, ...] = ()
+    uncertain: bool = False
 
     def __post_init__(self) -> None:
         if self.leaves < 1 or self.width < 2:
             raise InvalidOptionError(f"A tree needs leaves >= 1 and width >= 2, got "
                                      f"leaves={self.leaves}, width={self.width}.")
-        if (self.every is None) == (not self.at):
-            raise InvalidOptionError("Say where a tree branches: every=k turns, or at=[turns]"
-                                     " (one of them).")
+        if [self.every is not None, bool(self.at), self.uncertain].count(True) != 1:
+            raise InvalidOptionError("Say where a tree branches: every=k turns, at=[turns] or "
+                                     "uncertain=True (one of them).")
         if self.every is not None and self.every < 1:
             raise InvalidOptionError(f"every must be >= 1, got {self.every}.")
 
     def branches_at(self, turn: int) -> bool:
-        """Whether paths split before step ``turn``."""
+        """Whether paths split before step ``turn`` (never, for ``uncertain`` trees)."""
         return turn % self.every == 0 if self.every is not None else turn in self.at
 
 

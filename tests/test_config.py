@@ -62,7 +62,7 @@ def refused(tmp_path, text, pattern, overrides=()):
     ("sampling: {top_p: 1.5}\n", r"sampling.top_p: Input should be less than or equal to 1"),
     ("rl: {steps: true}\n", r"rl.steps: Input should be a valid integer \(got True\)"),
     ("sampling: {tree: {width: 2}}\n", r"config.yaml:2: sampling.tree: .*say where a tree "
-                                       r"branches: every .* or at"),
+                                       r"branches: every .*, at .* or uncertain"),
     ("sampling:\n  tree: {width: 1, every: 2}\n",
      r"config.yaml:3: sampling.tree.width: Input should be greater than or equal to 2"),
     ("model: {name: /nope}\n", r"config.yaml:2: model.name: Model '/nope' is not here"),

@@ -132,13 +132,13 @@ checkpoint_every: 1
 
 
 
-def test_a_run_with_tree_groups_logs_what_the_trees_saved(tmp_path):
+def test_a_run_with_trees_branching_where_unsure_logs_what_they_saved(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text(f"""
 output: {tmp_path / 'run'}
 env: {{id: TextWorld-v0, kwargs: {{preset: easy, max_turns: 4, num_tasks: 20}}}}
 model: {{name: tiny, vocab_size: 400}}
-sampling: {{max_new_tokens: 8, tree: {{width: 2, at: [0, 1]}}}}
+sampling: {{max_new_tokens: 8, tree: {{width: 2, uncertain: true}}}}
 sft: {{episodes: 0}}
 rl: {{steps: 1, tasks: 2, group_size: 4, parallel_envs: 2}}
 eval: {{every: 1, tasks: 1}}

@@ -87,7 +87,7 @@ def test_salt_on_a_tree_gives_a_shared_prefix_the_mean_of_its_leaves():
 
 
 def test_a_tree_must_say_where_it_branches():
-    with pytest.raises(InvalidOptionError, match="every=k turns, or at"):
+    with pytest.raises(InvalidOptionError, match="every=k turns, at=.turns. or uncertain"):
         Tree(leaves=4)
     with pytest.raises(InvalidOptionError, match="width >= 2"):
         Tree(leaves=4, width=1, every=1)
@@ -124,3 +124,39 @@ def test_trees_grow_in_a_pools_workers_with_the_same_result_as_in_process():
 
     assert [path(e) for e in pooled] == [path(e) for e in local]
     assert agentgym.TreeStats.of(pooled).steps_saved > 0
+
+
+class Unsure:
+    """A random admissible action each turn, reported as a sure reply except at turn 2."""
+
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, conversation):
+        from agentgym.policies import Reply
+
+        actions = conversation.info["admissible_actions"]
+        action = actions[int(self.rng.integers(len(actions)))]
+        surprisal = 5.0 if conversation.turn == 2 else 0.1
+        return Reply(text=conversation.encode(action), logprobs=[-surprisal] * 3)
+
+
+def test_uncertain_trees_branch_first_where_the_policy_was_least_sure():
+    env = counting(agentgym.make("TextWorld-v0", preset="medium", max_turns=6))
+    episodes = agentgym.rollout(env, Unsure(0), tree=Tree(leaves=4, width=2, uncertain=True),
+                                seed=1, progress=False)
+    first, *others = episodes
+    links = [(e.metadata["tree"]["parent"], e.metadata["tree"]["branch_turn"]) for e in others]
+    assert first.metadata["tree"]["parent"] is None and len(episodes) == 4
+    assert links[0] == (first.episode_id, 2)  # the unsure state is branched first
+    assert len(set(links)) == len(links)  # a state splits into width (2) paths at most
+    by_id = {e.episode_id: e for e in episodes}
+    for leaf, (parent, turn) in zip(others, links):
+        assert shares_prefix(leaf, by_id[parent], turn)
+    assert env.steps_taken == agentgym.TreeStats.of(episodes).env_steps
+
+
+def test_uncertain_trees_need_a_policy_that_reports_log_probs():
+    with pytest.raises(InvalidOptionError, match="RandomPolicy reports none"):
+        agentgym.rollout("TextWorld-v0", agentgym.RandomPolicy(0), progress=False,
+                         tree=Tree(leaves=2, uncertain=True), env_kwargs={"preset": "easy"})

@@ -85,13 +85,16 @@ class TreeConfig(Section):
     every: int | None = Field(None, ge=1)
     """Branch every this many turns (turn 0 included) ..."""
     at: list[int] = []
-    """... or at these turns."""
+    """... or at these turns ..."""
+    uncertain: bool = False
+    """... or where the policy was least sure (highest mean token surprisal of the reply),
+    state after state until the group has its leaves."""
 
     @model_validator(mode="after")
     def _says_where(self) -> TreeConfig:
-        if (self.every is None) == (not self.at):
-            raise ValueError("say where a tree branches: every (a number of turns) or at "
-                             "(a list of turns), one of them")
+        if [self.every is not None, bool(self.at), self.uncertain].count(True) != 1:
+            raise ValueError("say where a tree branches: every (a number of turns), at "
+                             "(a list of turns) or uncertain: true, one of them")
         if any(turn < 0 for turn in self.at):
             raise ValueError(f"branch turns count from 0, got {self.at}")
         return self

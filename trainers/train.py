@@ -219,7 +219,8 @@ def _update(update: int, envs: list[Any], policy: Any, learner: Any, spec: Any, 
                                 history_window=config.sampling.history_window,
                                 progress=False,
                                 tree=agentgym.Tree(config.rl.group_size, tree.width,
-                                                   tree.every, tuple(tree.at))
+                                                   tree.every, tuple(tree.at),
+                                                   tree.uncertain)
                                 if tree is not None else None)
     rollout_seconds = time.perf_counter() - started
     batch = Batch.from_episodes(episodes, rewards=spec)
