@@ -308,3 +308,19 @@ def test_edges_whose_codes_collide_stay_apart():
     parts = np.array([[0, 0, 0], [0, 0, 0], [0, 1, 0], [5, 5 - 1_000_000_007, 5]])
     ids = _number_rows(parts)
     assert ids[0] == ids[2] != ids[1]
+
+
+def test_invalid_actions_are_matched_by_their_raw_text():
+    """Two invalid actions are the same edge only when their raw text is the same."""
+    from trainers.graph import action_texts
+
+    episodes = [ep([0, 1], keys=["s0", "s0", "s1"]), ep([0, 0], keys=["s0", "s0", "s2"]),
+                ep([0, 1], keys=["s0", "s0", "s1"])]
+    for episode, raw in zip(episodes, ["go nort", "go nort", "jump"]):
+        episode.turns[0].parsed_action, episode.turns[0].action = None, raw
+    turns = [t for e in episodes for t in e.turns]
+    assert action_texts(iter(turns)) == ["<invalid>go nort", "a1", "<invalid>go nort", "a1",
+                                         "<invalid>jump", "a1"]
+    salt = SALT(base=DrGRPO())(Batch.from_episodes(episodes))
+    assert salt[0][0] == salt[1][0] == pytest.approx((1 / 3 - 2 / 3) / 2)  # one edge
+    assert salt[2][0] == pytest.approx(1 / 3)  # its own edge: its own advantage

@@ -16,12 +16,19 @@ What counts as "the same state" is a :class:`StateMatcher`:
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Protocol
+
+import numpy as np
 
 from agentgym.errors import EstimatorError
 from agentgym.records import Episode
+
+_PARSED, _STATE_KEY = attrgetter("parsed_action"), attrgetter("state_key")
+_NONE_HASH = hash(None)
 
 
 def _digest(*parts: str) -> str:
@@ -31,10 +38,37 @@ def _digest(*parts: str) -> str:
 def action_texts(turns: Iterable[Any]) -> list[str]:
     """Each action as matched: the parsed command, or the raw text of an invalid action.
 
-    One comprehension over many turns: SALT reads whole batches.
+    Read in one C-level pass (``attrgetter``), the invalid ones mended after: SALT reads
+    whole batches.
     """
-    return [t.parsed_action if t.parsed_action is not None else f"<invalid>{t.action}"
-            for t in turns]
+    turns = turns if isinstance(turns, list) else list(turns)
+    texts = list(map(_PARSED, turns))
+    if None not in texts:
+        return texts
+    return [text if text is not None else f"<invalid>{turn.action}"
+            for text, turn in zip(texts, turns)]
+
+
+def action_hashes(turns: list[Any]) -> np.ndarray:
+    """64-bit hashes of :func:`action_texts` of ``turns``, in one C-level pass."""
+    hashes = np.fromiter(map(hash, map(_PARSED, turns)), np.int64, len(turns))
+    for i in np.flatnonzero(hashes == _NONE_HASH):  # invalid actions: their raw text
+        if turns[i].parsed_action is None:
+            hashes[i] = hash(action_text(turns[i]))
+    return hashes
+
+
+def state_hashes(matcher: StateMatcher, episodes: Sequence[Episode]) -> np.ndarray:
+    """64-bit hashes of the states ``s_0 .. s_T`` of each episode with turns, concatenated.
+
+    A matcher may do this for a whole batch itself (``matcher.state_hashes``).
+    """
+    batched = getattr(matcher, "state_hashes", None)
+    if batched is not None:
+        return batched(episodes)
+    states = [matcher.states(e) for e in episodes if e.turns]
+    return np.fromiter(map(hash, itertools.chain.from_iterable(states)), np.int64,
+                       sum(map(len, states)))
 
 
 def action_text(turn: Any) -> str:
@@ -55,13 +89,28 @@ class StateKeyMatch:
 
     def states(self, episode: Episode) -> Sequence[Hashable]:
         """``state_key`` before each turn, then the last turn's ``next_state_key``."""
-        keys = [t.state_key for t in episode.turns] + [episode.turns[-1].next_state_key]
+        keys = [*map(_STATE_KEY, episode.turns), episode.turns[-1].next_state_key]
         if None in keys:
             raise EstimatorError(
                 f"Episode {episode.episode_id} ({episode.env_id}) has turns without a "
                 "state_key; match on observations instead (ObservationMatch())."
             )
         return keys
+
+    def state_hashes(self, episodes: Sequence[Episode]) -> np.ndarray:
+        """:func:`state_hashes` of a whole batch, reading every turn once in C."""
+        played = [e for e in episodes if e.turns]
+        turns = list(itertools.chain.from_iterable(e.turns for e in played))
+        ends = np.cumsum([len(e.turns) + 1 for e in played]) - 1  # each one's last state
+        last = np.zeros(len(turns) + len(played), bool)
+        last[ends] = True
+        hashes = np.empty(len(last), np.int64)
+        hashes[~last] = np.fromiter(map(hash, map(_STATE_KEY, turns)), np.int64, len(turns))
+        hashes[last] = [hash(e.turns[-1].next_state_key) for e in played]
+        if (hashes == _NONE_HASH).any():  # a missing state_key: say which episode
+            for episode in played:
+                self.states(episode)
+        return hashes
 
 
 @dataclass(frozen=True)

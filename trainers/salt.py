@@ -36,7 +36,13 @@ from pydantic.dataclasses import dataclass
 from trainers._gc import gc_paused
 from trainers.batch import Batch
 from trainers.estimators import CHECKED, GRPO
-from trainers.graph import StateKeyMatch, TrajectoryGraph, action_texts, build_graph
+from trainers.graph import (
+    StateKeyMatch,
+    TrajectoryGraph,
+    action_hashes,
+    build_graph,
+    state_hashes,
+)
 
 
 def edge_average(values: np.ndarray, edge: np.ndarray, trajectory: np.ndarray,
@@ -96,11 +102,9 @@ class SALT:
         episodes = batch.episodes
         lengths = np.array([len(e.turns) for e in episodes], dtype=np.int64)
         group = batch.group_numbers()
-        states = [self.matcher.states(e) for e in episodes if e.turns]
-        state_hash = _hashes(itertools.chain.from_iterable(states), int(lengths.sum()) +
-                             len(states))
-        action_hash = _hashes(action_texts(itertools.chain.from_iterable(
-            e.turns for e in episodes)), int(lengths.sum()))
+        state_hash = state_hashes(self.matcher, episodes)
+        action_hash = action_hashes(list(itertools.chain.from_iterable(
+            e.turns for e in episodes)))
         step_episode = np.repeat(np.arange(len(episodes)), lengths)
         # episode i's states sit at [start_i, start_i + T_i]: one more than its turns
         before = np.cumsum(lengths + (lengths > 0)) - (lengths + (lengths > 0))
@@ -108,10 +112,6 @@ class SALT:
         parts = np.stack([group[step_episode], state_hash[source], action_hash,
                           state_hash[source + 1]])
         return _number_rows(parts), step_episode
-
-
-def _hashes(texts: Any, count: int) -> np.ndarray:
-    return np.fromiter(map(hash, texts), np.int64, count)
 
 
 def _turn_index(lengths: np.ndarray) -> np.ndarray:
