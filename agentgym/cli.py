@@ -7,10 +7,12 @@ shows each command's flags and their defaults.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from agentgym.errors import AgentGymError, InvalidOptionError
@@ -421,22 +423,52 @@ def cmd_config_reference(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """Evaluate a checkpoint on held-out tasks."""
+    """Evaluate a checkpoint on held-out tasks, as its run was evaluated (unless told)."""
     from rich.console import Console
 
-    from agentgym.hf_policy import TransformersPolicy
-    from agentgym.registry import make
-    from agentgym.rollout import rollout
-    from agentgym.summary import summary_table
-    from trainers.models import load_pretrained
+    from trainers.evaluate import evaluate_checkpoint, report_table, settings_for
 
-    model, tokenizer = load_pretrained(args.checkpoint)
-    envs = [make(args.env, **parse_env_args(args.env_arg, args.env)) for _ in range(args.parallel)]
-    policy = TransformersPolicy(model, tokenizer, temperature=args.temperature,
-                                max_new_tokens=args.max_new_tokens, stop=args.stop)
-    episodes = rollout(envs, policy, tasks=args.tasks, split=args.split, seed=args.seed,
-                       out=args.out)
-    Console().print(summary_table({args.checkpoint: episodes}, title=f"{args.env} ({args.split})"))
+    given = {"env_id": args.env, "split": args.split, "tasks": args.tasks,
+             "samples": args.samples, "seed": args.seed, "temperature": args.temperature,
+             "max_new_tokens": args.max_new_tokens, "parallel": args.parallel,
+             "stop": tuple(args.stop) if args.stop else None,
+             "env_kwargs": parse_env_args(args.env_arg, args.env) if args.env_arg else None}
+    settings = settings_for(args.checkpoint, **given)
+    console = Console()
+    console.print(f"[bold]settings[/bold] ({settings.source}): " + ", ".join(
+        f"{key}={value!r}" for key, value in dataclasses.asdict(settings).items()
+        if key != "source"))
+    data = evaluate_checkpoint(args.checkpoint, settings, out=args.out)
+    console.print(report_table(data))
+    if args.json:
+        Path(args.json).write_text(json.dumps(data, indent=1))
+        console.print(f"report: {args.json}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Compare two evaluation reports task by task; exit 0 whatever the verdict."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from trainers.evaluate import compare, load_report
+
+    a, b = load_report(args.a), load_report(args.b)
+    result = compare(a, b, alpha=args.alpha)
+    table = Table(title=f"A = {a['checkpoint']}, B = {b['checkpoint']}: {result['tasks']} "
+                        f"tasks, {result['pairs']} paired episodes")
+    for column in ("", "A", "B", "test"):
+        table.add_column(column, justify="left" if not column else "right")
+    table.add_row("success rate", f"{result['success_a']:.3f}", f"{result['success_b']:.3f}",
+                  f"McNemar exact p = {result['p_success']:.3g} ({result['only_a']} won by A "
+                  f"only, {result['only_b']} by B only)")
+    low, high = result["return_difference_interval"]
+    table.add_row("mean return, B - A", "", f"{result['return_difference']:+.3f}",
+                  f"paired bootstrap p = {result['p_return']:.3g}, 95% [{low:+.3f}, "
+                  f"{high:+.3f}]")
+    console = Console()
+    console.print(table)
+    console.print(result["verdict"])
     return 0
 
 
@@ -594,20 +626,37 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("config-reference", help="print every training config field (Markdown)"
                    ).set_defaults(fn=cmd_config_reference)
 
-    evaluate = sub.add_parser("eval", help="evaluate a checkpoint on held-out tasks")
+    evaluate = sub.add_parser(
+        "eval", help="evaluate a checkpoint on held-out tasks, with 95%% intervals",
+        description="Settings not given come from the checkpoint's training run "
+                    "(RUN/config.json), else from the defaults (said loudly).")
     evaluate.add_argument("checkpoint")
-    evaluate.add_argument("--env", required=True)
-    evaluate.add_argument("--tasks", type=int, default=32)
-    evaluate.add_argument("--split", default="test")
-    evaluate.add_argument("--seed", type=int, default=0)
-    evaluate.add_argument("--temperature", type=float, default=0.0)
-    evaluate.add_argument("--max-new-tokens", type=int, default=32)
-    evaluate.add_argument("--parallel", type=int, default=8)
+    evaluate.add_argument("--env", help="env id (default: the run's, else TextWorld-v0)")
+    evaluate.add_argument("--tasks", type=int, help="held-out tasks (default: the run's "
+                                                     "eval.tasks, else 32)")
+    evaluate.add_argument("--samples", type=int, help="episodes per task: pass@1 and "
+                                                       "pass@k (default: 1)")
+    evaluate.add_argument("--split", help="default: the run's test split, else test")
+    evaluate.add_argument("--seed", type=int, help="default: the run's seed, else 0")
+    evaluate.add_argument("--temperature", type=float,
+                          help="default: the run's eval.temperature, else 0 (greedy)")
+    evaluate.add_argument("--max-new-tokens", type=int, help="default: the run's, else 32")
+    evaluate.add_argument("--parallel", type=int,
+                          help="envs at once (default: the run's rl.parallel_envs, else 8)")
     evaluate.add_argument("--stop", action="append", default=[],
-                          help="a string that ends an action, e.g. </action> (repeatable)")
-    evaluate.add_argument("--out", default=None)
+                          help="a string that ends an action, e.g. </action> (repeatable; "
+                               "default: the run's)")
+    evaluate.add_argument("--out", default=None, help="write the episodes here (JSONL)")
+    evaluate.add_argument("--json", default=None, help="write the report here (for compare)")
     evaluate.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE")
     evaluate.set_defaults(fn=cmd_eval)
+
+    versus = sub.add_parser("compare", help="two evaluation reports, task by task, with "
+                                            "paired tests and a verdict")
+    versus.add_argument("a", help="report of A (agentgym eval --json)")
+    versus.add_argument("b", help="report of B")
+    versus.add_argument("--alpha", type=float, default=0.05, help="significance level")
+    versus.set_defaults(fn=cmd_compare)
 
     plot = sub.add_parser("plot", help="PNG curves of training runs (and their comparison)")
     plot.add_argument("runs", nargs="+", metavar="RUN")

@@ -88,6 +88,8 @@ class Task:
         reference: What the task wants (gold answers, target product, fix), where known.
         source: The env family's own task record (e.g. SWE's ``SWETask``, ALFWorld's
             ``GameRef``, WebShop's ``Goal``), for code that needs more than the above.
+        kind: The kind of task, where an env has several (ALFWorld's task type, TextWorld's
+            preset), so results can be broken down by it; ``None`` otherwise.
     """
 
     id: str
@@ -95,6 +97,7 @@ class Task:
     instruction: str
     reference: Mapping[str, Any] | None = None
     source: Any = None
+    kind: str | None = None
 
 
 class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
@@ -208,7 +211,7 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
         self._last_action, self._last_observation = None, observation
         self._current_task = self._describe_task(options)
         info = {"task_id": self.task_id, "instruction": self._current_task.instruction,
-                **self._now_info()}
+                "task_kind": self._current_task.kind, **self._now_info()}
         return observation, info
 
     def snapshot(self) -> Snapshot:
@@ -304,7 +307,7 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
         return Task(id=self.task_id, split=self._task_split(self.task_id, options),
                     instruction=self._instruction(),
                     reference=types.MappingProxyType(dict(reference)) if reference else None,
-                    source=self._task_source())
+                    source=self._task_source(), kind=self._task_kind())
 
     def step(
         self, action: str | ToolCall | dict[str, Any]
@@ -415,6 +418,10 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
 
     def _task_source(self) -> Any:
         """The family's own record of the current task (``env.task.source``)."""
+        return None
+
+    def _task_kind(self) -> str | None:
+        """The current task's kind (see :attr:`Task.kind`); ``None``: one kind only."""
         return None
 
     def _task_split(self, task_id: str, options: Mapping[str, Any]) -> str | None:

@@ -68,6 +68,8 @@ class EpisodeRecorder:
         """Record what ``reset`` returned."""
         self.episode.task_id = str(info.get("task_id"))
         self.episode.instruction = info.get("instruction", "")
+        if info.get("task_kind"):
+            self.episode.metadata["task_kind"] = info["task_kind"]
         self.messages.append({"role": "user", "content": first_user_message(
             self.episode.instruction, observation)})
         self.observation, self.info = observation, info

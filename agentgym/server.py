@@ -190,7 +190,7 @@ def _task_fields(env: Any) -> dict[str, Any]:
     """``env.task`` as JSON (its family's own record stays on the server)."""
     task = env.task
     return {"id": task.id, "split": task.split, "instruction": task.instruction,
-            "reference": dict(task.reference) if task.reference else None}
+            "reference": dict(task.reference) if task.reference else None, "kind": task.kind}
 
 
 class SessionLimit(AgentGymError):

@@ -258,6 +258,9 @@ class ALFWorldEnv(AgentEnv):
     def _task_source(self) -> GameRef | None:
         return self._ref
 
+    def _task_kind(self) -> str | None:
+        return self._ref.goal.task_type if self._ref else None
+
     def _reference(self) -> dict[str, Any] | None:
         return self._ref.goal.to_dict() if self._ref else None
 

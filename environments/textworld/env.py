@@ -188,6 +188,9 @@ class TextWorldEnv(AgentEnv):
     def _task_source(self) -> Path | None:
         return self._engine_path  # the game file
 
+    def _task_kind(self) -> str | None:
+        return self.spec_knobs.name  # the preset
+
     def _instruction(self) -> str:
         return self._gs["objective"]
 
