@@ -123,11 +123,24 @@ checkpoint_every: 1
     resumed = subprocess.run([*cli, "train", str(config), "--resume"], capture_output=True,
                              text=True, timeout=600)
     assert resumed.returncode == 0 and "resumed from" in resumed.stdout
-    evaluated = subprocess.run([*cli, "eval", str(tmp_path / "run" / "checkpoints" / "step-2"),
-                                "--env", "TextWorld-v0", "--tasks", "2",
-                                "--max-new-tokens", "8"], capture_output=True, text=True,
-                               timeout=600)
+    # eval of a run's checkpoint plays as the run's own evaluation did: the same figure
+    report = tmp_path / "report.json"
+    evaluated = subprocess.run([*cli, "eval", str(run / "checkpoints" / "step-2"), "--json",
+                                str(report)], capture_output=True, text=True, timeout=600)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert "config.json" in evaluated.stdout and "success_rate" in evaluated.stdout
+    data = json.loads(report.read_text())
+    assert data["overall"]["tasks"] == 2 and data["settings"]["max_new_tokens"] == 12
+    assert data["overall"]["success_rate"] == rows[2]["eval/success_rate"]
+    assert data["overall"]["mean_return"] == pytest.approx(rows[2]["eval/mean_return"])
+    # a checkpoint outside a run: said loudly, defaults and what is given
+    loose = tmp_path / "loose"
+    shutil.copytree(run / "checkpoints" / "step-2", loose)
+    evaluated = subprocess.run([*cli, "eval", str(loose), "--env", "TextWorld-v0", "--tasks",
+                                "2", "--max-new-tokens", "8", "--env-arg", "preset=easy"],
+                               capture_output=True, text=True, timeout=600)
     assert evaluated.returncode == 0 and "success_rate" in evaluated.stdout
+    assert "No training run around" in evaluated.stderr and "(defaults)" in evaluated.stdout
 
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from agentgym.errors import AgentGymError
 from agentgym.eval_stats import (
     bootstrap_interval,
     mcnemar_exact,
@@ -150,12 +151,19 @@ def _rates(tasks: list[dict[str, Any]], samples: int) -> dict[str, Any]:
     return rates
 
 
+class ReportError(AgentGymError, ValueError):
+    """An evaluation report that cannot be read or compared."""
+
+
 def load_report(path: str | Path) -> dict[str, Any]:
     """An evaluation report written by ``agentgym eval --json``."""
-    data = json.loads(Path(path).read_text())
-    if "tasks" not in data or "overall" not in data:
-        raise ValueError(f"{path} is not an evaluation report (written by agentgym eval "
-                         "--json): it has no 'tasks' and 'overall'.")
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ReportError(f"cannot read the report {path}: {exc}") from None
+    if not isinstance(data, dict) or "tasks" not in data or "overall" not in data:
+        raise ReportError(f"{path} is not an evaluation report (written by agentgym eval "
+                          "--json): it has no 'tasks' and 'overall'.")
     return data
 
 
@@ -192,8 +200,8 @@ def compare(a: dict[str, Any], b: dict[str, Any], alpha: float = 0.05) -> dict[s
     shared = [(task, theirs[task["task_id"]]) for task in a["tasks"]
               if task["task_id"] in theirs]
     if not shared:
-        raise ValueError("The two reports share no task: evaluate both on the same env, "
-                         "split, seed and tasks.")
+        raise ReportError("The two reports share no task: evaluate both on the same env, "
+                          "split, seed and tasks.")
     pairs = [(x, y) for ta, tb in shared for x, y in zip(ta["successes"], tb["successes"])]
     only_a, only_b = sum(x and not y for x, y in pairs), sum(y and not x for x, y in pairs)
     differences = [float(np.mean(tb["returns"]) - np.mean(ta["returns"])) for ta, tb in shared]
