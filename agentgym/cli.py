@@ -409,8 +409,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     overrides = [*args.overrides, *([f"output={args.output}"] if args.output else [])]
     config = load_config(args.config, overrides)
-    out = train(config, resume=args.resume)
-    print(f"run written to {out}; plot it with: agentgym plot {out}")
+    if config.seeds and args.parallel_seeds > 1:
+        from trainers.train import train_seeds_side_by_side
+
+        train_seeds_side_by_side(args.config, overrides, config, args.parallel_seeds,
+                                 resume=args.resume)
+    else:
+        for one in config.for_seeds():
+            train(one, resume=args.resume)
+    print(f"run written to {config.output}; plot it with: agentgym plot {config.output}")
     return 0
 
 
@@ -621,6 +628,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="set any config field, e.g. rl.steps=3 loss.kl_coef=0.1")
     train.add_argument("--output", default=None, help="override the config's output folder")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    train.add_argument("--parallel-seeds", type=int, default=1, metavar="N",
+                       help="with seeds: [...], train N seeds at once, each in its own "
+                            "process with one torch thread")
     train.set_defaults(fn=cmd_train)
 
     sub.add_parser("config-reference", help="print every training config field (Markdown)"

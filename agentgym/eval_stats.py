@@ -9,7 +9,8 @@ by hand:
 * :func:`bootstrap_interval`: a percentile bootstrap interval of a mean over tasks;
 * :func:`mcnemar_exact`: McNemar's exact test on paired successes (two-sided binomial on
   the discordant pairs);
-* :func:`paired_bootstrap`: a two-sided bootstrap test of a mean paired difference.
+* :func:`paired_bootstrap`: a two-sided bootstrap test of a mean paired difference;
+* :func:`mean_interval`: the mean of a few seeds' results with its 95% t-interval.
 """
 
 from __future__ import annotations
@@ -89,3 +90,24 @@ def paired_bootstrap(differences: Sequence[float], resamples: int = 10_000,
     p = float((np.abs(null_means) >= abs(observed) - 1e-12).mean())
     means = diffs[picks].mean(axis=1)
     return p, (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
+
+
+# t_{0.975, df} for df = 1 .. 30 (beyond, the normal quantile is within 0.1%)
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def mean_interval(values: Sequence[float]) -> tuple[float, float, float]:
+    """The mean of a few runs (seeds) and its 95% t-interval: ``(mean, low, high)``.
+
+    One value has no spread to show: its interval is the value itself.
+    """
+    array = np.asarray(values, dtype=np.float64)
+    mean = float(array.mean())
+    if len(array) < 2:
+        return mean, mean, mean
+    df = len(array) - 1
+    half = (_T975[df - 1] if df <= len(_T975) else Z95) * array.std(ddof=1) / math.sqrt(
+        len(array))
+    return mean, mean - half, mean + half

@@ -61,6 +61,7 @@ def refused(tmp_path, text, pattern, overrides=()):
                                      r"'transformers' or 'vllm' \(got 'sglang'\)"),
     ("sampling: {top_p: 1.5}\n", r"sampling.top_p: Input should be less than or equal to 1"),
     ("rl: {steps: true}\n", r"rl.steps: Input should be a valid integer \(got True\)"),
+    ("seeds: [1, 2, 1]\n", r"config.yaml:2: seeds: seeds must differ"),
     ("sampling: {tree: {width: 2}}\n", r"config.yaml:2: sampling.tree: .*say where a tree "
                                        r"branches: every .*, at .* or uncertain"),
     ("sampling:\n  tree: {width: 1, every: 2}\n",

@@ -145,3 +145,15 @@ def test_the_compare_command_prints_the_tests_and_the_verdict(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "error:" in bad.stderr and "Traceback" not in bad.stderr
     assert "other.json is not an evaluation report" in " ".join(bad.stderr.split())
+
+
+def test_mean_interval_is_the_t_interval_across_seeds():
+    from agentgym.eval_stats import mean_interval
+
+    mean, low, high = mean_interval([1.0, 2.0, 3.0])  # sd 1, t(0.975, 2) = 4.303
+    assert mean == 2.0 and (low, high) == pytest.approx((2 - 4.303 / 3 ** 0.5,
+                                                         2 + 4.303 / 3 ** 0.5))
+    assert mean_interval([0.4]) == (0.4, 0.4, 0.4)
+    wide = mean_interval(list(np.linspace(0, 1, 50)))  # past the table: the normal quantile
+    assert wide[2] - wide[0] == pytest.approx(1.96 * np.linspace(0, 1, 50).std(ddof=1)
+                                              / 50 ** 0.5, rel=1e-3)

@@ -167,6 +167,39 @@ eval: {{every: 1, tasks: 1}}
     assert len(episodes) == 8 and all("tree" in e.metadata for e in episodes)
 
 
+def test_seeds_train_side_by_side_and_plot_as_a_mean_with_a_band(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(f"""
+output: {tmp_path / 'seeds'}
+seeds: [3, 4]
+env: {{id: TextWorld-v0, kwargs: {{preset: easy, max_turns: 3, num_tasks: 20}}}}
+model: {{name: tiny, vocab_size: 400}}
+sampling: {{max_new_tokens: 8}}
+sft: {{episodes: 0}}
+rl: {{steps: 2, tasks: 1, group_size: 2, parallel_envs: 2}}
+eval: {{every: 1, tasks: 2}}
+""")
+    cli = [sys.executable, "-m", "agentgym.cli"]
+    done = subprocess.run([*cli, "train", str(config), "--parallel-seeds", "2"],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for seed in (3, 4):
+        run = tmp_path / "seeds" / f"seed-{seed}"
+        assert json.loads((run / "config.json").read_text())["seed"] == seed
+        assert [json.loads(line)["step"] for line in
+                (run / "metrics.jsonl").read_text().splitlines()] == [0, 1, 2]
+    single = tmp_path / "seeds" / "seed-3"
+    plots = subprocess.run([*cli, "plot", str(tmp_path / "seeds"), str(single), "--compare",
+                            str(tmp_path / "both.png")], capture_output=True, text=True)
+    assert plots.returncode == 0, plots.stderr[-2000:]
+    assert (tmp_path / "seeds" / "success.png").stat().st_size > 1000
+    assert (tmp_path / "both.png").stat().st_size > 1000
+    from trainers.plots import curve, seed_runs
+
+    steps, means, lows, highs = curve(seed_runs(tmp_path / "seeds"), "charts/return")
+    assert steps == [1, 2] and all(lo <= m <= hi for lo, m, hi in zip(lows, means, highs))
+
+
 def test_lora_trains_only_the_adapters_and_resumes(world, tmp_path):
     from trainers.learner import LoraConfig
 

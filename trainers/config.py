@@ -271,6 +271,9 @@ class TrainConfig(Section):
     """Held-out evaluation."""
     seed: int = Field(0, ge=0)
     """Seeds the model, task order and sampling."""
+    seeds: list[Annotated[int, Field(ge=0)]] = []
+    """Run the config once per seed instead, each in ``OUTPUT/seed-N`` with ``seed: N``
+    (``agentgym plot OUTPUT`` draws their mean with a 95% band); empty: one run."""
     output: str = "runs/train"
     """Folder the run writes (config, metrics, episodes, checkpoints)."""
     checkpoint_every: int = Field(10, ge=1)
@@ -280,6 +283,21 @@ class TrainConfig(Section):
     def _fits_the_env(self) -> TrainConfig:
         check_against_env(self)
         return self
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) < len(seeds):
+            raise ValueError(f"seeds must differ (each names a run folder), got {seeds}")
+        return seeds
+
+    def for_seeds(self) -> list[TrainConfig]:
+        """One config per seed of ``seeds`` (its own output folder), or just this one."""
+        if not self.seeds:
+            return [self]
+        return [self.model_copy(update={"seed": seed, "seeds": [],
+                                        "output": str(Path(self.output) / f"seed-{seed}")})
+                for seed in self.seeds]
 
     def to_dict(self) -> dict[str, Any]:
         """The config as plain data (what ``config.json`` holds; loads back the same)."""

@@ -1,17 +1,59 @@
-"""``agentgym plot RUN_DIR``: PNG curves of a training run's ``metrics.jsonl``."""
+"""``agentgym plot RUN_DIR``: PNG curves of a training run's ``metrics.jsonl``.
+
+A run folder holding ``seed-N`` runs (``seeds: [...]`` in the config) is drawn as the mean
+over its seeds with a 95% band (a t-interval across seeds,
+:func:`~agentgym.eval_stats.mean_interval`).
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from agentgym.errors import InvalidOptionError, MissingDependencyError
+from agentgym.eval_stats import mean_interval
 
 PANELS = {
     "success.png": ("Success rate", ["charts/success_rate", "eval/success_rate"]),
     "return.png": ("Return", ["charts/return", "eval/mean_return"]),
     "losses.png": ("Losses", ["losses/loss", "losses/kl", "losses/clipfrac"]),
 }
+
+
+def seed_runs(run: str | Path) -> list[Path]:
+    """The runs a folder holds: itself, or its ``seed-N`` runs."""
+    run = Path(run)
+    if (run / "metrics.jsonl").is_file():
+        return [run]
+    seeds = sorted(p for p in run.glob("seed-*") if (p / "metrics.jsonl").is_file())
+    if not seeds:
+        raise InvalidOptionError(f"No metrics file at {run / 'metrics.jsonl'} nor seed-N runs "
+                                 "inside it; give a run folder that `agentgym train` wrote.")
+    return seeds
+
+
+def curve(runs: list[Path], key: str) -> tuple[list[int], list[float], list[float],
+                                                list[float]]:
+    """``key`` against the update: the mean over ``runs`` and its 95% band.
+
+    Only updates every run logged are drawn (a run still going does not bend the mean).
+    """
+    tables = [{r["step"]: r[key] for r in read_metrics(run) if key in r} for run in runs]
+    steps = sorted(set.intersection(*(set(table) for table in tables)))
+    points = [mean_interval([table[step] for table in tables]) for step in steps]
+    means, lows, highs = (list(column) for column in zip(*points)) if points else ([], [], [])
+    return steps, means, lows, highs
+
+
+def _draw(axes: Any, runs: list[Path], key: str, label: str, marker: str | None) -> bool:
+    steps, means, lows, highs = curve(runs, key)
+    if not steps:
+        return False
+    line = axes.plot(steps, means, marker=marker, label=label)[0]
+    if len(runs) > 1:
+        axes.fill_between(steps, lows, highs, color=line.get_color(), alpha=0.2)
+    return True
 
 
 def read_metrics(run: str | Path) -> list[dict]:
@@ -36,14 +78,17 @@ def _pyplot():  # noqa: ANN202 - matplotlib's module
 
 def plot_comparison(runs: list[str | Path], path: str | Path,
                     key: str = "eval/success_rate") -> Path:
-    """One PNG with ``key`` of several runs against the update, labelled by run folder."""
+    """One PNG with ``key`` of several runs against the update, labelled by run folder.
+
+    A folder of seeds is one line, its mean, with its 95% band.
+    """
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(7, 4))
     for run in runs:
-        points = [(r["step"], r[key]) for r in read_metrics(run) if key in r]
-        if not points:
+        seeds = seed_runs(run)
+        label = Path(run).name + (f" ({len(seeds)} seeds, 95% band)" if len(seeds) > 1 else "")
+        if not _draw(axes, seeds, key, label, "o"):
             raise InvalidOptionError(f"Run {run} has no {key!r} metric to compare.")
-        axes.plot(*zip(*points), marker="o", label=Path(run).name)
     axes.set_title(key)
     axes.set_xlabel("update")
     axes.grid(alpha=0.3)
@@ -57,18 +102,17 @@ def plot_comparison(runs: list[str | Path], path: str | Path,
 def plot_run(run: str | Path) -> list[Path]:
     """Write success, return, loss and per-channel curves as PNGs in the run folder."""
     plt = _pyplot()
-    rows = read_metrics(run)
+    seeds = seed_runs(run)
+    rows = [row for seed in seeds for row in read_metrics(seed)]
     channels = sorted({k for r in rows for k in r if k.startswith("channels/")})
     panels = dict(PANELS, **{"channels.png": ("Reward channels (per episode)", channels)})
     written = []
     for name, (title, keys) in panels.items():
         figure, axes = plt.subplots(figsize=(7, 4))
         for key in keys:
-            points = [(r["step"], r[key]) for r in rows if key in r]
-            if points:
-                axes.plot(*zip(*points), marker="o" if key.startswith("eval/") else None,
-                          label=key)
-        axes.set_title(title)
+            _draw(axes, seeds, key, key, "o" if key.startswith("eval/") else None)
+        axes.set_title(title + (f" ({len(seeds)} seeds: mean, 95% band)" if len(seeds) > 1
+                                else ""))
         axes.set_xlabel("update")
         axes.grid(alpha=0.3)
         if axes.get_legend_handles_labels()[0]:
