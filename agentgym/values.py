@@ -144,7 +144,11 @@ def _continue(env: AgentEnv, policy: Policy, recorder: EpisodeRecorder, gamma: f
     """Play ``policy`` on from the recorder's state; the discounted return from there."""
     start = recorder.turns
     while not recorder.done and (max_turns is None or recorder.turns < max_turns):
-        action = policy(recorder.conversation())
+        reply = policy(recorder.conversation())
+        if getattr(reply, "tool_calls", None):
+            raise AgentGymError("Monte-Carlo values play text replies; this policy answered "
+                                "with native tool calls, which continuations do not run yet.")
+        action = str(getattr(reply, "text", reply))  # a model's Reply, or plain text
         recorder.record(action, env.step(action), 0.0, 0.0)
         cost["env_steps"] += 1
         cost["policy_calls"] += 1

@@ -77,6 +77,25 @@ def test_resume_reproduces_the_next_steps_loss(world, tmp_path):
     assert expected["losses/kl"] > 0  # the reference was saved and restored, not re-copied
 
 
+TINY_RUN = """
+env: {{id: TextWorld-v0, kwargs: {{preset: easy, max_turns: {turns}, num_tasks: 20}}}}
+model: {{name: tiny, vocab_size: 400}}
+sft: {{episodes: 0}}
+"""
+
+
+def train_tiny(tmp_path, name, body, *flags, turns=3):
+    """``agentgym train`` on a tiny TextWorld config (no SFT) plus ``body``; its metrics."""
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(f"output: {tmp_path / name}\n" + TINY_RUN.format(turns=turns) + body)
+    done = subprocess.run([sys.executable, "-m", "agentgym.cli", "train", str(config), *flags],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = tmp_path / name / "metrics.jsonl"
+    return [json.loads(line) for line in metrics.read_text().splitlines()] \
+        if metrics.is_file() else []
+
+
 def test_a_tiny_run_end_to_end(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text(f"""
@@ -146,21 +165,11 @@ checkpoint_every: 1
 
 
 def test_a_run_with_trees_branching_where_unsure_logs_what_they_saved(tmp_path):
-    config = tmp_path / "config.yaml"
-    config.write_text(f"""
-output: {tmp_path / 'run'}
-env: {{id: TextWorld-v0, kwargs: {{preset: easy, max_turns: 4, num_tasks: 20}}}}
-model: {{name: tiny, vocab_size: 400}}
-sampling: {{max_new_tokens: 8, tree: {{width: 2, uncertain: true}}}}
-sft: {{episodes: 0}}
-rl: {{steps: 1, tasks: 2, group_size: 4, parallel_envs: 2}}
-eval: {{every: 1, tasks: 1}}
-""")
-    done = subprocess.run([sys.executable, "-m", "agentgym.cli", "train", str(config)],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text()
-            .splitlines()]
+    rows = train_tiny(tmp_path, "run", """
+sampling: {max_new_tokens: 8, tree: {width: 2, uncertain: true}}
+rl: {steps: 1, tasks: 2, group_size: 4, parallel_envs: 2}
+eval: {every: 1, tasks: 1}
+""", turns=4)
     update = rows[1]
     assert update["tree/steps_saved"] > 0 and update["tree/tokens_saved"] > 0
     episodes = agentgym.read_episodes(tmp_path / "run" / "episodes.jsonl")
@@ -168,21 +177,13 @@ eval: {{every: 1, tasks: 1}}
 
 
 def test_seeds_train_side_by_side_and_plot_as_a_mean_with_a_band(tmp_path):
-    config = tmp_path / "config.yaml"
-    config.write_text(f"""
-output: {tmp_path / 'seeds'}
+    train_tiny(tmp_path, "seeds", """
 seeds: [3, 4]
-env: {{id: TextWorld-v0, kwargs: {{preset: easy, max_turns: 3, num_tasks: 20}}}}
-model: {{name: tiny, vocab_size: 400}}
-sampling: {{max_new_tokens: 8}}
-sft: {{episodes: 0}}
-rl: {{steps: 2, tasks: 1, group_size: 2, parallel_envs: 2}}
-eval: {{every: 1, tasks: 2}}
-""")
+sampling: {max_new_tokens: 8}
+rl: {steps: 2, tasks: 1, group_size: 2, parallel_envs: 2}
+eval: {every: 1, tasks: 2}
+""", "--parallel-seeds", "2")
     cli = [sys.executable, "-m", "agentgym.cli"]
-    done = subprocess.run([*cli, "train", str(config), "--parallel-seeds", "2"],
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-2000:]
     for seed in (3, 4):
         run = tmp_path / "seeds" / f"seed-{seed}"
         assert json.loads((run / "config.json").read_text())["seed"] == seed
@@ -198,6 +199,23 @@ eval: {{every: 1, tasks: 2}}
 
     steps, means, lows, highs = curve(seed_runs(tmp_path / "seeds"), "charts/return")
     assert steps == [1, 2] and all(lo <= m <= hi for lo, m, hi in zip(lows, means, highs))
+
+
+def test_vine_trains_on_continuations_and_a_run_stops_at_its_env_step_budget(tmp_path):
+    rows = train_tiny(tmp_path, "vine", """
+sampling: {max_new_tokens: 8}
+estimator: {type: vine, k: 1}
+rl: {steps: 10, tasks: 1, group_size: 2, parallel_envs: 2, env_steps: 40}
+eval: {every: 5, tasks: 1}
+""")[1:]
+    totals = [row["perf/env_steps_total"] for row in rows]
+    assert 1 < len(rows) < 10 and totals[-1] >= 40 > totals[-2]  # stopped at the budget
+    assert "eval/success_rate" in rows[-1]  # the last update is evaluated and saved
+    assert (tmp_path / "vine" / "checkpoints" / f"step-{rows[-1]['step']}").is_dir()
+    # the continuations count: more steps than the episodes themselves took
+    episodes = agentgym.read_episodes(tmp_path / "vine" / "episodes.jsonl")
+    assert all(len(e.metadata["mc_values"]) == e.num_turns + 1 for e in episodes)
+    assert totals[-1] > sum(e.num_turns for e in episodes)
 
 
 def test_lora_trains_only_the_adapters_and_resumes(world, tmp_path):

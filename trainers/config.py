@@ -156,6 +156,10 @@ class RLConfig(Section):
     """Episodes generated at once (one batched generate call serves them)."""
     max_length: int = Field(2048, ge=16)
     """Longest token row; longer episodes keep their first whole turns."""
+    env_steps: int | None = Field(None, ge=1)
+    """Stop once the updates have spent this many env steps (rollouts, each tree's shared
+    steps once, and Vine's continuations), ``steps`` being the most updates; for comparing
+    estimators at an equal budget. ``None``: ``steps`` updates."""
 
 
 class OptimConfig(Section):
@@ -494,11 +498,25 @@ def _estimator_tables() -> list[str]:
         for name, default in estimator_to_dict(cls()).items():
             if name == "type":
                 continue
-            fields = cls.__dataclass_fields__
-            annotation = str(fields[name].type) if name in fields else "str"  # match
+            hints = typing.get_type_hints(cls, include_extras=True)
+            annotation = _annotation_text(hints[name]) if name in hints else "str"  # match
             annotation = "estimator" if name == "base" else annotation.replace("|", "\\|")
             rows.append(f"| `{kind}` | `{name}` | {annotation} | `{default}` |")
     return [*rows, ""]
+
+
+def _annotation_text(annotation: Any) -> str:
+    """``int >= 1`` for ``Annotated[int, Field(ge=1)]``; other types as Python writes them."""
+    if isinstance(annotation, type):
+        return annotation.__name__
+    if typing.get_origin(annotation) is not typing.Annotated:
+        return str(annotation).replace("typing.", "")
+    base, *marks = typing.get_args(annotation)
+    bounds = [f"{sign} {getattr(rule, name)}" for mark in marks
+              for rule in getattr(mark, "metadata", [])
+              for name, sign in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+              if getattr(rule, name, None) is not None]
+    return " ".join([getattr(base, "__name__", str(base)), *bounds])
 
 
 def _is_section(annotation: Any) -> bool:

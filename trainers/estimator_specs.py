@@ -13,13 +13,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from agentgym.errors import InvalidOptionError, did_you_mean
-from trainers.estimators import GRPO, RLOO, DrGRPO, Estimator, ReinforcePP
+from trainers.estimators import GRPO, RLOO, DrGRPO, Estimator, ReinforcePP, Vine
 from trainers.gigpo import GiGPO
 from trainers.graph import ObservationMatch, PrefixMatch, StateKeyMatch
 from trainers.salt import SALT
 
 ESTIMATORS: dict[str, Any] = {cls.type_name: cls
-                               for cls in (GRPO, DrGRPO, RLOO, ReinforcePP, GiGPO, SALT)}
+                               for cls in (GRPO, DrGRPO, RLOO, ReinforcePP, GiGPO, SALT, Vine)}
 MATCHERS: dict[str, type] = {"state_key": StateKeyMatch, "observation": ObservationMatch,
                              "prefix": PrefixMatch}
 

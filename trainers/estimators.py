@@ -20,10 +20,10 @@ torch.std in verl); all-equal rewards give 0.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, Protocol
+from typing import Annotated, ClassVar, Protocol
 
 import numpy as np
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
 from agentgym.errors import EstimatorError
@@ -235,6 +235,9 @@ class Vine:
 
     type_name: ClassVar[str] = "vine"
     gamma: float = 1.0
+    k: Annotated[int, Field(ge=1)] = 4
+    """Continuations per state the values should come from (VinePPO's K): what the trainer
+    asks ``attach_mc_values`` for before this estimator runs."""
 
     def __call__(self, batch: Batch) -> list[np.ndarray]:
         """Per-turn advantages."""

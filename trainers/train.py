@@ -153,17 +153,24 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         log({"step": 0, **first})
     policy = rollout_policy(config, learner, out)
     writer = EpisodeWriter(out / "episodes.jsonl")
+    spent = _env_steps_logged(out) if latest is not None else 0
+    budget = config.rl.env_steps
     with phases.bar("RL updates", config.rl.steps, learner.step) as advance:
         for update in range(learner.step + 1, config.rl.steps + 1):
             row = _update(update, envs, policy, learner, spec, estimator, config, writer)
+            spent += row["perf/env_steps"]
+            row["perf/env_steps_total"] = spent
+            last = update == config.rl.steps or (budget is not None and spent >= budget)
             if hasattr(policy, "load_weights"):  # a separate engine: give it the new weights
                 policy.load_weights(learner.inference_model())
-            if update % config.eval.every == 0 or update == config.rl.steps:
+            if update % config.eval.every == 0 or last:
                 row.update(evaluate(envs, learner.model, learner.tokenizer, config))
             log(row)
-            if update % config.checkpoint_every == 0 or update == config.rl.steps:
+            if update % config.checkpoint_every == 0 or last:
                 learner.save(out / "checkpoints" / f"step-{update}", {"update": update})
             advance(_status(row))
+            if last:
+                break
     writer.close()
     metrics_file.close()
     for env in envs:
@@ -258,18 +265,13 @@ def _update(update: int, envs: list[Any], policy: Any, learner: Any, spec: Any, 
     from trainers.batch import Batch
 
     started = time.perf_counter()
-    tree = config.sampling.tree
-    episodes = agentgym.rollout(envs, policy, tasks=config.rl.tasks,
-                                group_size=config.rl.group_size,
-                                seed=_rl_task_seed(config, update),
-                                split=config.env.train_split,
-                                history_window=config.sampling.history_window,
-                                progress=False,
-                                tree=agentgym.Tree(config.rl.group_size, tree.width,
-                                                   tree.every, tuple(tree.at),
-                                                   tree.uncertain)
-                                if tree is not None else None)
+    episodes = _sample(update, envs, policy, config)
     rollout_seconds = time.perf_counter() - started
+    env_steps = agentgym.TreeStats.of(episodes).env_steps  # a tree's shared steps count once
+    if k := continuations_wanted(estimator):  # Vine: values from k continuations per state
+        from agentgym.values import attach_mc_values
+
+        env_steps += attach_mc_values(envs[0], policy, episodes, k=k, reward=spec)["env_steps"]
     batch = Batch.from_episodes(episodes, rewards=spec)
     advantages = estimator(batch)
     for episode, values in zip(episodes, advantages):
@@ -289,9 +291,48 @@ def _update(update: int, envs: list[Any], policy: Any, learner: Any, spec: Any, 
             "charts/turns": stats["mean_turns"], "charts/invalid_rate": stats["invalid_rate"],
             "charts/zero_std_groups": zero_std,
             **{f"channels/{k}": v for k, v in stats.items() if k.startswith(("turn/", "outcome/"))},
-            **(_tree_costs(episodes) if tree is not None else {}),
+            **(_tree_costs(episodes) if config.sampling.tree is not None else {}),
+            "perf/env_steps": env_steps,
             "perf/rollout_s": rollout_seconds, "perf/update_s": update_seconds,
             "perf/tokens_per_s": metrics["tokens/trained"] / max(update_seconds, 1e-9)}
+
+
+def _sample(update: int, envs: list[Any], policy: Any, config: TrainConfig) -> list[Episode]:
+    """This update's groups: independent episodes, or trees (``sampling.tree``)."""
+    import agentgym
+
+    tree = config.sampling.tree
+    return agentgym.rollout(envs, policy, tasks=config.rl.tasks, group_size=config.rl.group_size,
+                            seed=_rl_task_seed(config, update), split=config.env.train_split,
+                            history_window=config.sampling.history_window, progress=False,
+                            tree=agentgym.Tree(config.rl.group_size, tree.width, tree.every,
+                                               tuple(tree.at), tree.uncertain)
+                            if tree is not None else None)
+
+
+def continuations_wanted(estimator: Any) -> int:
+    """How many continuations per state an estimator (or its base) reads values from.
+
+    An estimator built on Monte-Carlo values (``Vine``) names its ``k``; SALT over Vine
+    wants its base's.
+    """
+    from trainers.estimators import Vine
+
+    while estimator is not None:
+        if isinstance(estimator, Vine):
+            return estimator.k
+        estimator = getattr(estimator, "base", None)
+    return 0
+
+
+def _env_steps_logged(out: Path) -> int:
+    """The env steps the run's logged updates spent (0 for a new run)."""
+    path = out / "metrics.jsonl"
+    if not path.is_file():
+        return 0
+    totals = [json.loads(line).get("perf/env_steps_total", 0)
+              for line in path.read_text().splitlines() if line.strip()]
+    return int(max(totals, default=0))
 
 
 def _tree_costs(episodes: list[Episode]) -> dict[str, float]:
