@@ -132,7 +132,7 @@ def test_sections_check_direct_construction_too():
         estimator_from_dict({"type": "gigpo", "anchor": "statekey"})
 
 
-@pytest.mark.parametrize("path", sorted(Path("configs").glob("*.yaml")))
+@pytest.mark.parametrize("path", sorted(Path("configs").rglob("*.yaml")))
 def test_every_shipped_config_loads(path):
     assert load_config(path).rl.steps > 0
 
