@@ -324,3 +324,11 @@ def test_invalid_actions_are_matched_by_their_raw_text():
     salt = SALT(base=DrGRPO())(Batch.from_episodes(episodes))
     assert salt[0][0] == salt[1][0] == pytest.approx((1 / 3 - 2 / 3) / 2)  # one edge
     assert salt[2][0] == pytest.approx(1 / 3)  # its own edge: its own advantage
+
+
+def test_contested_steps_are_those_on_edges_of_both_a_win_and_a_loss():
+    won = ep([0, 1], keys=["s0", "s1", "s2"], actions=["go", "take"])
+    lost = ep([0, 0], keys=["s0", "s1", "s3"], actions=["go", "drop"])
+    also_won = ep([1], keys=["s0", "s4"], actions=["jump"])
+    graph = build_graph([won, lost, also_won])
+    assert graph.contested_steps() == 2  # s0 -go-> s1, taken by the win and the loss

@@ -172,6 +172,7 @@ eval: {every: 1, tasks: 1}
 """, turns=4)
     update = rows[1]
     assert update["tree/steps_saved"] > 0 and update["tree/tokens_saved"] > 0
+    assert 0 <= update["charts/contested_steps"] <= 1
     episodes = agentgym.read_episodes(tmp_path / "run" / "episodes.jsonl")
     assert len(episodes) == 8 and all("tree" in e.metadata for e in episodes)
 

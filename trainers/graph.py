@@ -207,6 +207,15 @@ class TrajectoryGraph:
         """How many episodes traversed the edge episode ``i`` took at turn ``t``."""
         return len({j for j, _ in self.occurrences[self.step_edges[i][t]]})
 
+    def contested_steps(self) -> int:
+        """Steps on an edge that both a winning and a losing episode took.
+
+        Only there can step-level credit differ from the episode's: elsewhere SALT's edge
+        mean is every traversal's own outcome.
+        """
+        return sum(len(occurrences) for occurrences in self.occurrences.values()
+                   if len({self.successes[j] for j, _ in occurrences}) == 2)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data for viewers: nodes, edges with counts and the outcomes through them."""
         ids = {node: n for n, node in enumerate(sorted(self.nodes, key=str))}

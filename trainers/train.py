@@ -292,6 +292,7 @@ def _update(update: int, envs: list[Any], policy: Any, learner: Any, spec: Any, 
             "charts/zero_std_groups": zero_std,
             **{f"channels/{k}": v for k, v in stats.items() if k.startswith(("turn/", "outcome/"))},
             **(_tree_costs(episodes) if config.sampling.tree is not None else {}),
+            **_contested(batch),
             "perf/env_steps": env_steps,
             "perf/rollout_s": rollout_seconds, "perf/update_s": update_seconds,
             "perf/tokens_per_s": metrics["tokens/trained"] / max(update_seconds, 1e-9)}
@@ -323,6 +324,20 @@ def continuations_wanted(estimator: Any) -> int:
             return estimator.k
         estimator = getattr(estimator, "base", None)
     return 0
+
+
+def _contested(batch: Any) -> dict[str, float]:
+    """The share of steps on an edge that a group's winning and losing episodes both took.
+
+    States are matched by ``state_key``; an env that records none gets no figure.
+    """
+    from trainers.graph import build_graph
+
+    if any(t.state_key is None for e in batch.episodes for t in e.turns):
+        return {}
+    graphs = [build_graph([batch.episodes[i] for i in members]) for members in batch.groups]
+    steps = sum(len(e.turns) for e in batch.episodes)
+    return {"charts/contested_steps": sum(g.contested_steps() for g in graphs) / max(steps, 1)}
 
 
 def _env_steps_logged(out: Path) -> int:
