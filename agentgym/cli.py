@@ -7,7 +7,6 @@ shows each command's flags and their defaults.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import warnings
@@ -433,19 +432,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate a checkpoint on held-out tasks, as its run was evaluated (unless told)."""
     from rich.console import Console
 
-    from trainers.evaluate import evaluate_checkpoint, report_table, settings_for
+    from trainers.evaluate import evaluate_path, report_table
 
     given = {"env_id": args.env, "split": args.split, "tasks": args.tasks,
              "samples": args.samples, "seed": args.seed, "temperature": args.temperature,
              "max_new_tokens": args.max_new_tokens, "parallel": args.parallel,
              "stop": tuple(args.stop) if args.stop else None,
              "env_kwargs": parse_env_args(args.env_arg, args.env) if args.env_arg else None}
-    settings = settings_for(args.checkpoint, **given)
     console = Console()
-    console.print(f"[bold]settings[/bold] ({settings.source}): " + ", ".join(
-        f"{key}={value!r}" for key, value in dataclasses.asdict(settings).items()
-        if key != "source"))
-    data = evaluate_checkpoint(args.checkpoint, settings, out=args.out)
+    data = evaluate_path(args.checkpoint, {k: v for k, v in given.items() if v is not None},
+                         out=args.out)
+    settings = data["settings"]
+    console.print(f"[bold]settings[/bold] ({settings['source']}): " + ", ".join(
+        f"{key}={value!r}" for key, value in settings.items() if key != "source"))
     console.print(report_table(data))
     if args.json:
         Path(args.json).write_text(json.dumps(data, indent=1))
@@ -458,9 +457,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from trainers.evaluate import compare, load_report
+    from trainers.evaluate import compare, load_or_evaluate
 
-    a, b = load_report(args.a), load_report(args.b)
+    a, b = load_or_evaluate(args.a), load_or_evaluate(args.b)
     result = compare(a, b, alpha=args.alpha)
     table = Table(title=f"A = {a['checkpoint']}, B = {b['checkpoint']}: {result['tasks']} "
                         f"tasks, {result['pairs']} paired episodes")
@@ -640,7 +639,8 @@ def build_parser() -> argparse.ArgumentParser:
         "eval", help="evaluate a checkpoint on held-out tasks, with 95%% intervals",
         description="Settings not given come from the checkpoint's training run "
                     "(RUN/config.json), else from the defaults (said loudly).")
-    evaluate.add_argument("checkpoint")
+    evaluate.add_argument("checkpoint", help="a checkpoint, a run (its latest checkpoint) or "
+                                             "a folder of seed runs (each one's, pooled)")
     evaluate.add_argument("--env", help="env id (default: the run's, else TextWorld-v0)")
     evaluate.add_argument("--tasks", type=int, help="held-out tasks (default: the run's "
                                                      "eval.tasks, else 32)")
@@ -663,8 +663,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     versus = sub.add_parser("compare", help="two evaluation reports, task by task, with "
                                             "paired tests and a verdict")
-    versus.add_argument("a", help="report of A (agentgym eval --json)")
-    versus.add_argument("b", help="report of B")
+    versus.add_argument("a", help="A: a report (agentgym eval --json), a checkpoint, a run or "
+                                  "a folder of seed runs (evaluated as their runs did)")
+    versus.add_argument("b", help="B: the same kinds")
     versus.add_argument("--alpha", type=float, default=0.05, help="significance level")
     versus.set_defaults(fn=cmd_compare)
 

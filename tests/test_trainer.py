@@ -196,10 +196,25 @@ eval: {every: 1, tasks: 2}
     assert plots.returncode == 0, plots.stderr[-2000:]
     assert (tmp_path / "seeds" / "success.png").stat().st_size > 1000
     assert (tmp_path / "both.png").stat().st_size > 1000
-    from trainers.plots import curve, seed_runs
+    from trainers.plots import curve
+    from trainers.runs import seed_runs
 
     steps, means, lows, highs = curve(seed_runs(tmp_path / "seeds"), "charts/return")
     assert steps == [1, 2] and all(lo <= m <= hi for lo, m, hi in zip(lows, means, highs))
+    # eval of the seeds folder: each seed's last checkpoint, pooled, tasks tagged by seed
+    pooled = tmp_path / "pooled.json"
+    evaluated = subprocess.run([*cli, "eval", str(tmp_path / "seeds"), "--json", str(pooled)],
+                               capture_output=True, text=True, timeout=600)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    data = json.loads(pooled.read_text())
+    assert set(data["runs"]) == {"seed-3", "seed-4"} and data["overall"]["tasks"] == 4
+    assert {t["run"] for t in data["tasks"]} == {"seed-3", "seed-4"}
+    # compared with the same seeds evaluated again: paired seed by seed, no difference
+    versus = subprocess.run([*cli, "compare", str(pooled), str(tmp_path / "seeds")],
+                            capture_output=True, text=True, timeout=600)
+    assert versus.returncode == 0, versus.stderr[-2000:]
+    said = " ".join(versus.stdout.split())  # the table may wrap its title
+    assert "4 paired episodes" in said and "no significant difference" in said
 
 
 def test_vine_trains_on_continuations_and_a_run_stops_at_its_env_step_budget(tmp_path):

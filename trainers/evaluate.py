@@ -28,6 +28,7 @@ from agentgym.eval_stats import (
     wilson_interval,
 )
 from agentgym.records import Episode
+from trainers.runs import checkpoints_in
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,9 +108,34 @@ def evaluate_checkpoint(checkpoint: str | Path, settings: EvalSettings,
             **report(episodes, settings.samples)}
 
 
+def evaluate_path(path: str | Path, given: dict[str, Any], progress: bool = True,
+                  out: str | Path | None = None) -> dict[str, Any]:
+    """Evaluate a checkpoint, a run's latest checkpoint, or each seed's latest, in one report.
+
+    Seeds are pooled: every task carries its ``run`` (``seed-N``), so a comparison pairs
+    the same seed's episodes of the same task; ``runs`` holds each seed's own rates.
+    """
+    checkpoints = checkpoints_in(path)
+    reports = [evaluate_checkpoint(checkpoint, settings_for(checkpoint, **given), progress,
+                                   out) for checkpoint in checkpoints]
+    if len(reports) == 1:
+        return reports[0]
+    tasks = [{**task, "run": checkpoint.parent.parent.name}
+             for checkpoint, one in zip(checkpoints, reports) for task in one["tasks"]]
+    samples = reports[0]["settings"]["samples"]
+    return {"checkpoint": str(path), "settings": reports[0]["settings"],
+            **rates_of(tasks, samples),
+            "runs": {str(c.parent.parent.name): one["overall"]
+                     for c, one in zip(checkpoints, reports)}}
+
+
 def report(episodes: list[Episode], samples: int) -> dict[str, Any]:
     """Rates with 95% intervals, overall and per task kind, and every task's results."""
-    tasks = per_task(episodes)
+    return rates_of(per_task(episodes), samples)
+
+
+def rates_of(tasks: list[dict[str, Any]], samples: int) -> dict[str, Any]:
+    """:func:`report` from tasks' results (``per_task``), e.g. several runs' pooled."""
     kinds: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
     for task in tasks:
         kinds[task["kind"] or "all"].append(task)
@@ -175,7 +201,7 @@ def report_table(data: dict[str, Any]) -> Any:
     table = Table(title=f"{data['checkpoint']} on {settings['env_id']} "
                         f"({settings['split']}): {data['overall']['tasks']} tasks x "
                         f"{settings['samples']}", caption=f"settings: {settings['source']}")
-    rows = {"all": data["overall"], **data.get("by_kind", {})}
+    rows = {"all": data["overall"], **data.get("by_kind", {}), **data.get("runs", {})}
     table.add_column("tasks")
     metrics = [key for key in data["overall"] if f"{key}_interval" in data["overall"]]
     for metric in metrics:
@@ -194,11 +220,11 @@ def compare(a: dict[str, Any], b: dict[str, Any], alpha: float = 0.05) -> dict[s
     """B against A on the tasks both played: McNemar on success, a paired bootstrap on return.
 
     Episodes pair up by task and sample number (the same reset seed and sampling seed when
-    both were evaluated with the same settings).
+    both were evaluated with the same settings), and by seed run when seeds are pooled.
     """
-    theirs = {task["task_id"]: task for task in b["tasks"]}
-    shared = [(task, theirs[task["task_id"]]) for task in a["tasks"]
-              if task["task_id"] in theirs]
+    theirs = {_pair_key(task): task for task in b["tasks"]}
+    shared = [(task, theirs[_pair_key(task)]) for task in a["tasks"]
+              if _pair_key(task) in theirs]
     if not shared:
         raise ReportError("The two reports share no task: evaluate both on the same env, "
                           "split, seed and tasks.")
@@ -213,6 +239,17 @@ def compare(a: dict[str, Any], b: dict[str, Any], alpha: float = 0.05) -> dict[s
             "p_success": p_success, "return_difference": float(np.mean(differences)),
             "return_difference_interval": interval, "p_return": p_return,
             "verdict": verdict(only_a, only_b, p_success, alpha)}
+
+
+def _pair_key(task: dict[str, Any]) -> tuple[str, str]:
+    return task.get("run", ""), task["task_id"]
+
+
+def load_or_evaluate(path: str | Path, progress: bool = True) -> dict[str, Any]:
+    """A report file as it is; a checkpoint or run folder evaluated with its run's settings."""
+    if str(path).endswith(".json"):
+        return load_report(path)
+    return evaluate_path(path, {}, progress)
 
 
 def verdict(only_a: int, only_b: int, p: float, alpha: float = 0.05) -> str:

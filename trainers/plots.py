@@ -13,24 +13,13 @@ from typing import Any
 
 from agentgym.errors import InvalidOptionError, MissingDependencyError
 from agentgym.eval_stats import mean_interval
+from trainers.runs import seed_runs
 
 PANELS = {
     "success.png": ("Success rate", ["charts/success_rate", "eval/success_rate"]),
     "return.png": ("Return", ["charts/return", "eval/mean_return"]),
     "losses.png": ("Losses", ["losses/loss", "losses/kl", "losses/clipfrac"]),
 }
-
-
-def seed_runs(run: str | Path) -> list[Path]:
-    """The runs a folder holds: itself, or its ``seed-N`` runs."""
-    run = Path(run)
-    if (run / "metrics.jsonl").is_file():
-        return [run]
-    seeds = sorted(p for p in run.glob("seed-*") if (p / "metrics.jsonl").is_file())
-    if not seeds:
-        raise InvalidOptionError(f"No metrics file at {run / 'metrics.jsonl'} nor seed-N runs "
-                                 "inside it; give a run folder that `agentgym train` wrote.")
-    return seeds
 
 
 def curve(runs: list[Path], key: str) -> tuple[list[int], list[float], list[float],

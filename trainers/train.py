@@ -27,6 +27,7 @@ from agentgym.errors import AgentGymError
 from agentgym.records import Episode
 from agentgym.summary import summarize
 from trainers.config import TrainConfig
+from trainers.runs import latest_checkpoint
 
 
 class TrainingError(AgentGymError, RuntimeError):
@@ -131,7 +132,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     spec, estimator = config.reward, config.estimator
     envs = [agentgym.make(config.env.id, **config.env.kwargs)
             for _ in range(config.rl.parallel_envs)]
-    latest = _latest_checkpoint(out) if resume else None
+    latest = latest_checkpoint(out) if resume else None
     if latest is not None:
         learner, _ = Learner.load(latest)
         phases.note(f"resumed from {latest} (step {learner.step})")
@@ -431,12 +432,3 @@ def _status(row: dict[str, Any]) -> str:
             "losses/clipfrac", "eval/success_rate")
     return f"step {row['step']:>4}  " + "  ".join(
         f"{k.split('/')[1]} {row[k]:.3f}" for k in keys if k in row)
-
-
-def _latest_checkpoint(out: Path) -> Path | None:
-    steps = sorted((p for p in (out / "checkpoints").glob("step-*")),
-                   key=lambda p: int(p.name.split("-")[1]))
-    if steps:
-        return steps[-1]
-    sft = out / "checkpoints" / "sft"
-    return sft if sft.exists() else None
