@@ -42,11 +42,11 @@ from agentgym.protocols import (
 )
 from agentgym.records import SCHEMA_VERSION, Episode, Outcome, Turn
 from agentgym.registry import EnvSpec, list_envs, make, register
-from agentgym.rollout import arollout, rollout, run_episode
+from agentgym.rollout import arollout, rollout, run_episode, tree_rollout
 from agentgym.snapshots import RemoteSnapshot, Snapshot
 from agentgym.store import EpisodeWriter, iter_episodes, read_episodes, write_episodes
 from agentgym.summary import summarize, summary_table
-from agentgym.tree import Tree, TreeStats, tree_rollout
+from agentgym.tree import Tree, TreeStats
 
 __version__ = "0.1.0"
 

@@ -36,10 +36,10 @@ from agentgym.policies import Conversation, SeededPolicy, describe
 from agentgym.protocols import ToolCall
 from agentgym.records import Episode, Outcome, Turn
 from agentgym.store import EpisodeWriter
+from agentgym.tree import Tree, TreeStats
 
 if TYPE_CHECKING:
     from agentgym.pool import Pool
-    from agentgym.tree import Tree
 
 TURN_INFO_KEYS = ("admissible_actions", "expert_action")
 """The step-info keys copied onto each :class:`Turn` record."""
@@ -350,6 +350,18 @@ def _blocking(coroutine_function: Callable[..., Coroutine[Any, Any, Any]], name:
 
 
 rollout = _blocking(arollout, "rollout")
+
+
+def tree_rollout(env: Any, policy: Callable[[Any], Any], tree: Tree, *,
+                 tasks: int | Sequence[str] = 1, seed: int = 0, split: str | None = None,
+                 run_id: str | None = None) -> tuple[list[Episode], TreeStats]:
+    """Sample ``tasks`` groups as trees of ``tree.leaves`` leaves each, and their cost.
+
+    ``rollout(env, policy, tree=tree, ...)`` without a progress bar, plus :class:`TreeStats`.
+    """
+    episodes = rollout(env, policy, tasks=tasks, seed=seed, split=split, tree=tree,
+                       run_id=run_id, progress=False)
+    return episodes, TreeStats.of(episodes)
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,11 @@ the viewer, rewards, estimators and tokenisation read it as any episode.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from agentgym.errors import InvalidOptionError
 from agentgym.records import Episode
-from agentgym.rollout import rollout
 
 
 @dataclass(frozen=True)
@@ -101,15 +99,3 @@ def shared_turns(episode: Episode) -> int:
     """How many first turns ``episode`` shares with its parent leaf (0 if it has none)."""
     link = episode.metadata.get("tree") or {}
     return int(link.get("branch_turn") or 0) if link.get("parent") else 0
-
-
-def tree_rollout(env: Any, policy: Callable[[Any], Any], tree: Tree, *,
-                 tasks: int | Sequence[str] = 1, seed: int = 0, split: str | None = None,
-                 run_id: str | None = None) -> tuple[list[Episode], TreeStats]:
-    """Sample ``tasks`` groups as trees of ``tree.leaves`` leaves each, and their cost.
-
-    ``rollout(env, policy, tree=tree, ...)`` without a progress bar, plus :class:`TreeStats`.
-    """
-    episodes = rollout(env, policy, tasks=tasks, seed=seed, split=split, tree=tree,
-                       run_id=run_id, progress=False)
-    return episodes, TreeStats.of(episodes)

@@ -37,7 +37,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 import agentgym
-from agentgym.tree import Tree, tree_rollout
+from agentgym.rollout import tree_rollout
+from agentgym.tree import Tree
 from agentgym.values import attach_mc_values, monte_carlo_values
 from trainers import GRPO, RLOO, SALT, Batch, DrGRPO, Estimator, GiGPO, Vine
 

@@ -9,7 +9,8 @@ import pytest
 
 import agentgym
 from agentgym.errors import InvalidOptionError
-from agentgym.tree import Tree, tree_rollout
+from agentgym.rollout import tree_rollout
+from agentgym.tree import Tree
 from tests.test_vine import Corridor
 from trainers import GRPO, SALT, Batch, PrefixMatch
 

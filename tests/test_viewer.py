@@ -239,7 +239,8 @@ def test_renderers_come_from_each_familys_env_spec(monkeypatch):
 
 
 def test_a_tree_group_shows_its_branch_points(tmp_path):
-    from agentgym.tree import Tree, tree_rollout
+    from agentgym.rollout import tree_rollout
+    from agentgym.tree import Tree
 
     with agentgym.make("TextWorld-v0", preset="easy", max_turns=5) as env:
         leaves, _ = tree_rollout(env, agentgym.RandomPolicy(0), Tree(leaves=4, at=(1, 2)))
