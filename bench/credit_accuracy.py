@@ -194,6 +194,8 @@ def main() -> None:
                              "WebShop)")
     parser.add_argument("--combine", nargs="+", type=Path, metavar="SHARDS",
                         help="join the shards in these result files into one table (no run)")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print each env's table as Markdown (epsilons side by side)")
     parser.add_argument("--out", type=Path, default=Path("runs/credit_accuracy.json"))
     args = parser.parse_args()
     if args.combine:
@@ -201,8 +203,35 @@ def main() -> None:
         args.out.write_text(json.dumps(results))
     else:
         results = run(args)
-    report(results)
+    if args.markdown:
+        print(markdown(results))
+    else:
+        report(results)
     print(f"results: {args.out}")
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    """Each env's results as one Markdown table, its epsilons side by side."""
+    out = []
+    for name in dict.fromkeys(r["env"] for r in results):
+        runs = sorted((r for r in results if r["env"] == name), key=lambda r: r["epsilon"])
+        scored = [rows(r) for r in runs]
+        head = ["estimator"]
+        for r in runs:
+            head += [f"eps {r['epsilon']} ({r['wins'] / r['episodes']:.0%} success, "
+                     f"{r['tasks']} tasks): Spearman", "per shard", "sign", "env steps"]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for label in runs[0]["steps"]:
+            cells = [label]
+            for r, score in zip(runs, scored):
+                row = score[label]
+                cells += [_number(row["spearman"], "{:.3f}"),
+                          _mean_sd(r.get("shard_spearman", {}).get(label, [row["spearman"]])),
+                          f"{_number(row['sign'], '{:.1%}')} of {row['big_steps']:,}",
+                          f"{row['env_steps']:,}"]
+            lines.append("| " + " | ".join(cells) + " |")
+        out.append(f"{name}:\n\n" + "\n".join(lines))
+    return "\n\n".join(out)
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
