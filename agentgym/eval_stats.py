@@ -20,6 +20,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from agentgym.errors import InvalidOptionError
+
 Z95 = 1.959963984540054  # the normal quantile of 0.975
 
 
@@ -29,7 +31,8 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     ``1 - C(n - c, k) / C(n, k)``, computed as a product so it never overflows.
     """
     if not 0 <= c <= n or not 1 <= k <= n:
-        raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n; got n={n}, c={c}, k={k}")
+        raise InvalidOptionError(f"pass@k needs 0 <= c <= n and 1 <= k <= n; got n={n}, c={c}, "
+                                 f"k={k}")
     if n - c < k:
         return 1.0  # every k-subset holds a correct sample
     return 1.0 - float(np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
