@@ -40,6 +40,8 @@ class RayEnvPool(Pool):
         n: How many envs (actors).
         env_kwargs: Keyword arguments for each env.
         timeout: Seconds a call may take before its actor is replaced.
+        startup_timeout: Seconds more for the first call to a new actor (its process
+            starts and makes its env first; on a loaded machine that alone takes a while).
         address: A Ray cluster to join (``"auto"``); a local instance is started if Ray is
             not running yet (and stopped on close).
         num_cpus: CPUs Ray reserves per actor.
@@ -47,7 +49,8 @@ class RayEnvPool(Pool):
 
     def __init__(self, env: str | Callable[..., Any], n: int, *,
                  env_kwargs: dict[str, Any] | None = None, timeout: float = 60.0,
-                 address: str | None = None, num_cpus: float = 0.5) -> None:
+                 startup_timeout: float = 120.0, address: str | None = None,
+                 num_cpus: float = 0.5) -> None:
         try:
             import ray
         except ImportError as exc:
@@ -61,7 +64,9 @@ class RayEnvPool(Pool):
                      configure_logging=False)
         self._actor_class = ray.remote(num_cpus=num_cpus)(EnvActor)
         self._factory, self._kwargs, self.timeout = env, dict(env_kwargs or {}), timeout
+        self.startup_timeout = startup_timeout
         self._actors = [self._spawn() for _ in range(n)]
+        self._fresh = set(range(n))  # actors that have not answered a call yet
         self._pending: dict[Any, tuple[int, str, float, float]] = {}
         self.replaced = 0
         self._closed = False
@@ -87,7 +92,9 @@ class RayEnvPool(Pool):
             raise PoolError(f"Env {env} is still busy; wait for it.")
         ref = self._actors[env].call.remote(method, args, kwargs)
         now = time.monotonic()
-        self._pending[ref] = (env, method, now, now + (timeout or self.timeout))
+        allowed = (timeout or self.timeout) + (self.startup_timeout if env in self._fresh
+                                                else 0.0)
+        self._pending[ref] = (env, method, now, now + allowed)
 
     def wait(self, timeout: float | None = None, min_results: int = 1) -> list[PoolResult]:
         """Results of finished calls; calls past their deadline fail and their actor is replaced."""
@@ -116,6 +123,7 @@ class RayEnvPool(Pool):
             self._replace(env)
             return PoolResult(env, method, ok=False, seconds=seconds,
                               error=f"worker died: {type(exc).__name__}; replaced with a new env")
+        self._fresh.discard(env)
         if ok:
             return PoolResult(env, method, value, seconds=seconds, env_seconds=env_seconds)
         return PoolResult(env, method, ok=False, error=value, seconds=seconds)
@@ -134,6 +142,7 @@ class RayEnvPool(Pool):
     def _replace(self, env: int) -> None:
         self._ray.kill(self._actors[env], no_restart=True)
         self._actors[env] = self._spawn()
+        self._fresh.add(env)
         self.replaced += 1
 
     def kill_actor(self, env: int) -> None:
