@@ -8,11 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 env_name=$1
 out=bench/results/credit
+python=${PYTHON:-python}
+[ -x .venv/bin/python ] && [ -z "${PYTHON:-}" ] && python=.venv/bin/python  # ./run's venv
 mkdir -p "$out"
 for first in 0 8 16 24 32 40 48 56; do
   shard="$out/$env_name-$first.json"
   [ -s "$shard" ] && continue
-  OMP_NUM_THREADS=1 python bench/credit_accuracy.py --envs "$env_name" --tasks 8 \
+  OMP_NUM_THREADS=1 "$python" bench/credit_accuracy.py --envs "$env_name" --tasks 8 \
     --first-task "$first" --out "$shard.partial"
   mv "$shard.partial" "$shard"
 done
