@@ -59,13 +59,14 @@ def synthetic_group(rng: np.random.Generator, group: str, size: int, turns: int
 
 
 def shared_share(batch: Batch) -> float:
+    """The share of steps on an edge that another episode of the group took too."""
     shared = total = 0
     for members in batch.groups:
         graph = build_graph([batch.episodes[i] for i in members])
         for i, steps in enumerate(graph.step_edges):
             total += len(steps)
             shared += sum(graph.shared(i, t) > 1 for t in range(len(steps)))
-    return shared / total
+    return shared / max(total, 1)
 
 
 def main() -> None:

@@ -17,13 +17,14 @@ import time
 from typing import Any
 
 import torch
+from advantages import shared_share  # bench/ is this script's folder
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
 import agentgym
 from agentgym.hf_policy import TransformersPolicy
-from trainers import Batch, build_graph
+from trainers import Batch
 from trainers.models import tiny_from_texts
 
 
@@ -36,18 +37,6 @@ def tiny_policy(env: Any, seed: int) -> TransformersPolicy:
     return TransformersPolicy(model, tokenizer, max_new_tokens=16, seed=seed)
 
 
-def shared_share(episodes: list[agentgym.Episode]) -> float:
-    """The share of steps on an edge that another episode of its group took too."""
-    batch = Batch.from_episodes(episodes)
-    shared = total = 0
-    for members in batch.groups:
-        graph = build_graph([batch.episodes[i] for i in members])
-        for i, steps in enumerate(graph.step_edges):
-            total += len(steps)
-            shared += sum(graph.shared(i, t) > 1 for t in range(len(steps)))
-    return shared / max(total, 1)
-
-
 def measure(env: Any, policy: TransformersPolicy, tree: agentgym.Tree | None,
             args: argparse.Namespace) -> dict[str, float]:
     started = time.perf_counter()
@@ -57,7 +46,7 @@ def measure(env: Any, policy: TransformersPolicy, tree: agentgym.Tree | None,
     stats = agentgym.TreeStats.of(episodes)
     return {"episodes": len(episodes), "env_steps": stats.env_steps,
             "tokens": stats.generated_tokens, "seconds": seconds,
-            "shared": shared_share(episodes)}
+            "shared": shared_share(Batch.from_episodes(episodes))}
 
 
 def main() -> None:
