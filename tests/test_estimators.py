@@ -306,8 +306,9 @@ def test_edges_whose_codes_collide_stay_apart():
 
     # columns 0 and 1 mix to the same code (1 * 1_000_000_007 + (5 - 1_000_000_007) == 5)
     parts = np.array([[0, 0, 0], [0, 0, 0], [0, 1, 0], [5, 5 - 1_000_000_007, 5]])
-    ids = _number_rows(parts)
+    ids, order = _number_rows(parts)
     assert ids[0] == ids[2] != ids[1]
+    assert list(ids[order]) == sorted(ids) and list(order[ids[order] == ids[0]]) == [0, 2]
 
 
 def test_invalid_actions_are_matched_by_their_raw_text():

@@ -58,14 +58,16 @@ def action_hashes(turns: list[Any]) -> np.ndarray:
     return hashes
 
 
-def state_hashes(matcher: StateMatcher, episodes: Sequence[Episode]) -> np.ndarray:
+def state_hashes(matcher: StateMatcher, episodes: Sequence[Episode],
+                 turns: list[Any] | None = None) -> np.ndarray:
     """64-bit hashes of the states ``s_0 .. s_T`` of each episode with turns, concatenated.
 
+    ``turns``: every turn of ``episodes`` in order, when the caller has the list already.
     A matcher may do this for a whole batch itself (``matcher.state_hashes``).
     """
     batched = getattr(matcher, "state_hashes", None)
     if batched is not None:
-        return batched(episodes)
+        return batched(episodes, turns)
     states = [matcher.states(e) for e in episodes if e.turns]
     return np.fromiter(map(hash, itertools.chain.from_iterable(states)), np.int64,
                        sum(map(len, states)))
@@ -97,10 +99,12 @@ class StateKeyMatch:
             )
         return keys
 
-    def state_hashes(self, episodes: Sequence[Episode]) -> np.ndarray:
+    def state_hashes(self, episodes: Sequence[Episode],
+                     turns: list[Any] | None = None) -> np.ndarray:
         """:func:`state_hashes` of a whole batch, reading every turn once in C."""
         played = [e for e in episodes if e.turns]
-        turns = list(itertools.chain.from_iterable(e.turns for e in played))
+        if turns is None:
+            turns = list(itertools.chain.from_iterable(e.turns for e in played))
         ends = np.cumsum([len(e.turns) + 1 for e in played]) - 1  # each one's last state
         last = np.zeros(len(turns) + len(played), bool)
         last[ends] = True

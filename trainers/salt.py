@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 from pydantic.dataclasses import dataclass
@@ -45,21 +45,35 @@ from trainers.graph import (
 )
 
 
-def edge_average(values: np.ndarray, edge: np.ndarray, trajectory: np.ndarray,
-                 count: str) -> np.ndarray:
+def edge_average(values: np.ndarray, edges: StepEdges, count: str) -> np.ndarray:
     """Each step's edge mean of ``values`` (one per step, flat), all groups at once.
 
-    ``edge`` numbers each step's edge (distinct across groups), ``trajectory`` its episode.
     With ``count="trajectory"`` each episode's traversals of an edge are averaged first.
     """
+    edge, trajectory = edges.edge, edges.trajectory
     if count == "trajectory":  # one entry per (edge, trajectory): its mean
-        step_pair, one_step = factorize(edge * (int(trajectory.max(initial=0)) + 1)
-                                        + trajectory)
+        # edges.order lists each edge's steps in episode order: a pair is a run in it
+        by_edge, by_trajectory = edge[edges.order], trajectory[edges.order]
+        new = np.ones(len(edge), bool)
+        new[1:] = (by_edge[1:] != by_edge[:-1]) | (by_trajectory[1:] != by_trajectory[:-1])
+        step_pair = np.empty(len(edge), np.int64)
+        step_pair[edges.order] = np.cumsum(new) - 1
         pair_means = np.bincount(step_pair, values) / np.bincount(step_pair)
-        edge_of_pair = edge[one_step]
+        edge_of_pair = by_edge[new]
         means = np.bincount(edge_of_pair, pair_means) / np.bincount(edge_of_pair)
         return means[edge]
     return (np.bincount(edge, values) / np.bincount(edge))[edge]
+
+
+class StepEdges(NamedTuple):
+    """Every step of a batch (episode order): its edge's number and its episode.
+
+    ``order`` lists the steps edge by edge, each edge's steps in episode order.
+    """
+
+    edge: np.ndarray
+    trajectory: np.ndarray
+    order: np.ndarray
 
 
 @dataclass(frozen=True, config=CHECKED)
@@ -88,11 +102,11 @@ class SALT:
         if not base:
             return []
         with gc_paused():
-            edge, trajectory = self.edge_ids(batch)
-        averaged = edge_average(np.concatenate(base), edge, trajectory, self.count)
+            edges = self.edges(batch)
+        averaged = edge_average(np.concatenate(base), edges, self.count)
         return np.split(averaged, np.cumsum([len(a) for a in base])[:-1])
 
-    def edge_ids(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+    def edges(self, batch: Batch) -> StepEdges:
         """For every step of the batch (episode order): its edge's number, its episode.
 
         An edge is ``(group, state, action, next state)``: the trajectory graph's edges,
@@ -102,16 +116,17 @@ class SALT:
         episodes = batch.episodes
         lengths = np.array([len(e.turns) for e in episodes], dtype=np.int64)
         group = batch.group_numbers()
-        state_hash = state_hashes(self.matcher, episodes)
-        action_hash = action_hashes(list(itertools.chain.from_iterable(
-            e.turns for e in episodes)))
+        turns = list(itertools.chain.from_iterable(e.turns for e in episodes))
+        state_hash = state_hashes(self.matcher, episodes, turns)
+        action_hash = action_hashes(turns)
         step_episode = np.repeat(np.arange(len(episodes)), lengths)
         # episode i's states sit at [start_i, start_i + T_i]: one more than its turns
         before = np.cumsum(lengths + (lengths > 0)) - (lengths + (lengths > 0))
         source = np.repeat(before, lengths) + _turn_index(lengths)
         parts = np.stack([group[step_episode], state_hash[source], action_hash,
                           state_hash[source + 1]])
-        return _number_rows(parts), step_episode
+        edge, order = _number_rows(parts)
+        return StepEdges(edge, step_episode, order)
 
 
 def _turn_index(lengths: np.ndarray) -> np.ndarray:
@@ -120,9 +135,10 @@ def _turn_index(lengths: np.ndarray) -> np.ndarray:
     return np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
 
 
-def _number_rows(parts: np.ndarray) -> np.ndarray:
+def _number_rows(parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Number the distinct columns of ``parts`` (shape ``(k, n)``), in order of their code.
 
+    Also the columns listed number by number, each number's columns in their own order.
     One mixed 64-bit code per column finds them fast; a column that shares a code but not
     its values (a collision) sends the work to an exact sort instead.
     """
@@ -130,29 +146,30 @@ def _number_rows(parts: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         for row in parts:
             code = code * np.int64(1_000_000_007) + row
-    ids, one_column = factorize(code)
-    if (parts == parts[:, one_column[ids]]).all():
-        return ids
+    ids, order, first = factorize(code)
+    if (parts == parts[:, first[ids]]).all():
+        return ids, order
     order = np.lexsort(parts[::-1])
     ordered = parts[:, order]
     new = np.ones(parts.shape[1], bool)
     new[1:] = (ordered[:, 1:] != ordered[:, :-1]).any(axis=0)
     exact = np.empty(parts.shape[1], np.int64)
     exact[order] = np.cumsum(new) - 1
-    return exact
+    return exact, order
 
 
-def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Number the distinct values (in sorted order); also the index of one of each.
+def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Number the distinct values (in sorted order), with the order listing them so.
 
-    ``np.unique(..., return_index=True)`` sorts stably to find each value's first index;
-    any index will do here, so an unstable sort serves, at about half the time.
+    Also returned: the index of each value's first occurrence. The order is stable (equal
+    values keep their own order), which lets a caller find runs of a second key inside each
+    value without sorting again.
     """
-    order = np.argsort(values)
+    order = np.argsort(values, kind="stable")
     ordered = values[order]
     new = np.empty(len(values), bool)
     new[:1] = True
     np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
     ids = np.empty(len(values), np.int64)
     ids[order] = np.cumsum(new) - 1
-    return ids, order[new]
+    return ids, order, order[new]
