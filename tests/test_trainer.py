@@ -399,3 +399,29 @@ def test_tree_groups_train_each_shared_turn_once_with_the_mean_of_its_leaves(wor
 def _same_path(a, b, turns):
     return [t.action for t in a.turns[:turns]] == [t.action for t in b.turns[:turns]] and \
         [t.state_key for t in a.turns[:turns]] == [t.state_key for t in b.turns[:turns]]
+
+
+def test_metrics_go_to_tensorboard_and_an_offline_wandb_run(tmp_path, monkeypatch):
+    """Every numeric metric of metrics.jsonl reaches TensorBoard's event files and the
+    offline wandb run (config attached), at the same steps, with no network."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    rows = train_tiny(tmp_path, "logged", "rl: {steps: 2, tasks: 2, group_size: 2}\n"
+                      "eval: {every: 2, tasks: 2}\nlogging: [jsonl, tensorboard, wandb]\n"
+                      "wandb: {project: agentgym-test}\n")
+    run = tmp_path / "logged"
+    events = EventAccumulator(str(run / "tensorboard")).Reload()
+    logged = {(name, r["step"]): float(v) for r in rows for name, v in r.items()
+              if name != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    seen = {(tag, e.step): e.value for tag in events.Tags()["scalars"]
+            for e in events.Scalars(tag)}
+    assert logged and set(logged) == set(seen)
+    assert all(seen[k] == pytest.approx(v, rel=1e-5, abs=1e-6) for k, v in logged.items())
+    assert "config/text_summary" in events.Tags()["tensors"]  # the config as text
+    offline = list((run / "wandb").glob("wandb/offline-run-*"))
+    assert len(offline) == 1
+    # the run's records (protobuf, read by `wandb sync`): the config and every metric name
+    records = b"".join(f.read_bytes() for f in offline[0].glob("run-*.wandb"))
+    assert str(run).encode() in records and b"tensorboard" in records  # the config
+    assert all(name.encode() in records for name, _ in logged)

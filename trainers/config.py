@@ -243,6 +243,16 @@ EstimatorField = Annotated[Any, BeforeValidator(_estimator),
                            PlainSerializer(estimator_to_dict)]
 
 
+class WandbConfig(Section):
+    """wandb, when ``logging`` lists it."""
+
+    project: str = "agentgym"
+    """The wandb project."""
+    mode: Literal["offline", "online"] = "offline"
+    """``offline``: the run is written to ``OUTPUT/wandb`` only (``wandb sync`` uploads it
+    later); ``online`` needs ``wandb login``."""
+
+
 class TrainConfig(Section):
     """Everything one training run needs."""
 
@@ -282,6 +292,11 @@ class TrainConfig(Section):
     """Folder the run writes (config, metrics, episodes, checkpoints)."""
     checkpoint_every: int = Field(10, ge=1)
     """Save a checkpoint every this many updates (and at the end)."""
+    logging: list[Literal["jsonl", "tensorboard", "wandb"]] = ["jsonl"]
+    """Where metrics go besides ``OUTPUT/metrics.jsonl`` (always written: resuming, plots
+    and eval read it): ``tensorboard`` (``OUTPUT/tensorboard``), ``wandb`` (``OUTPUT/wandb``)."""
+    wandb: WandbConfig = WandbConfig()
+    """wandb's project and mode."""
 
     @model_validator(mode="after")
     def _fits_the_env(self) -> TrainConfig:

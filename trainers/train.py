@@ -8,7 +8,8 @@ One update, top to bottom:
     rows       = tokenize_episode(episode, tokenizer, advantages)   # loss mask on generated tokens
     metrics    = learner.rl_step(rows)                              # clipped policy gradient
 
-Every update appends a line of metrics to ``OUTPUT/metrics.jsonl`` and its episodes (with
+Every update appends a line of metrics to ``OUTPUT/metrics.jsonl`` (and to TensorBoard or
+wandb, see :mod:`trainers.metric_sinks`) and its episodes (with
 their advantages) to ``OUTPUT/episodes.jsonl``; evaluations on the held-out split go to the
 same metrics file; checkpoints go to ``OUTPUT/checkpoints/step-N`` and ``--resume`` continues
 from the latest.
@@ -27,6 +28,7 @@ from agentgym.errors import AgentGymError
 from agentgym.records import Episode
 from agentgym.summary import summarize
 from trainers.config import TrainConfig
+from trainers.metric_sinks import open_metric_log
 from trainers.runs import latest_checkpoint
 
 
@@ -141,11 +143,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         model, tokenizer = build_policy_model(config, envs)
         learner = Learner(model, tokenizer, config.optim, config.loss, config.lora)
         _warm_up(learner, envs, config, phases, out)
-    metrics_file = open(out / "metrics.jsonl", "a")
-
-    def log(row: dict[str, Any]) -> None:
-        metrics_file.write(json.dumps(row) + "\n")
-        metrics_file.flush()  # a killed run keeps every finished update
+    log = open_metric_log(out, config.logging, config.to_dict(), config.wandb.project,
+                          config.wandb.mode)
 
     if latest is None:
         with phases.timed("evaluation before RL") as done:
@@ -173,7 +172,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
             if last:
                 break
     writer.close()
-    metrics_file.close()
+    log.close()
     for env in envs:
         env.close()
     return out
