@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import json
 import numbers
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from agentgym.errors import MissingDependencyError
-
-SINKS = ("jsonl", "tensorboard", "wandb")
 
 
 class MetricSink(Protocol):
