@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -411,6 +412,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if config.seeds and args.parallel_seeds > 1:
         from trainers.train import train_seeds_side_by_side
 
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise InvalidOptionError("--parallel-seeds starts its own processes; under "
+                                     "torchrun the ranks train one seed at a time (drop it).")
         train_seeds_side_by_side(args.config, overrides, config, args.parallel_seeds,
                                  resume=args.resume)
     else:

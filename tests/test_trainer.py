@@ -96,18 +96,23 @@ def train_tiny(tmp_path, name, body, *flags, turns=3):
         if metrics.is_file() else []
 
 
-def test_a_tiny_run_end_to_end(tmp_path):
-    config = tmp_path / "config.yaml"
-    config.write_text(f"""
-output: {tmp_path / 'run'}
+def end_to_end_config(output, sft_episodes=4, parallel_envs=4):
+    """A whole tiny run: SFT, 2 RL updates, evaluations, a checkpoint per update."""
+    return f"""
+output: {output}
 env: {{id: TextWorld-v0, kwargs: {{preset: easy, max_turns: 3, num_tasks: 20}}}}
 model: {{name: tiny, vocab_size: 400}}
 sampling: {{max_new_tokens: 12, stop: ["</action>"]}}
-sft: {{episodes: 4, epochs: 2}}
-rl: {{steps: 2, tasks: 2, group_size: 2, parallel_envs: 4}}
+sft: {{episodes: {sft_episodes}, epochs: 2}}
+rl: {{steps: 2, tasks: 2, group_size: 2, parallel_envs: {parallel_envs}}}
 eval: {{every: 2, tasks: 2}}
 checkpoint_every: 1
-""")
+"""
+
+
+def test_a_tiny_run_end_to_end(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(end_to_end_config(tmp_path / "run"))
     cli = [sys.executable, "-m", "agentgym.cli"]
     done = subprocess.run([*cli, "train", str(config)], capture_output=True, text=True,
                           timeout=600)

@@ -54,9 +54,11 @@ class Learner:
             model = _with_adapters(model, self.lora)
         self.model, self.tokenizer = model, tokenizer
         self.optim, self.loss = optim or OptimConfig(), loss or LossConfig()
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(trainable, lr=self.optim.lr,
+        self.trainable = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.trainable, lr=self.optim.lr,
                                            weight_decay=self.optim.weight_decay)
+        # under torchrun: averages gradients over the ranks before each step
+        self.grad_sync: Any = None  # a trainers.distributed.GradientAverage
         self.reference = None
         if self.loss.kl_coef > 0 and self.lora.r == 0:
             self.reference = copy.deepcopy(model).eval()
@@ -80,6 +82,8 @@ class Learner:
     def _apply(self) -> float:
         import torch
 
+        if self.grad_sync is not None:
+            self.grad_sync(self.trainable)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.optim.max_grad_norm)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -112,6 +116,9 @@ class Learner:
         stats: dict[str, list[float]] = {"loss": [], "kl": [], "clipfrac": [], "approx_kl": [],
                                          "grad_norm": []}
         gaps = [sampler_gap(o, b) for o, b in zip(old, batches, strict=True)]
+        # under torchrun every rank must step as often as the busiest (agreed before any step)
+        steps = self.loss.epochs * -(-len(batches) // self.optim.grad_accum)
+        behind = self.grad_sync.steps_behind(steps) if self.grad_sync is not None else 0
         for _ in range(self.loss.epochs):
             for n, batch in enumerate(batches):
                 metrics = self._rl_loss(batch, old[n], ref[n] if ref else None)
@@ -120,6 +127,8 @@ class Learner:
                     stats[key].append(value)
                 if (n + 1) % self.optim.grad_accum == 0 or n + 1 == len(batches):
                     stats["grad_norm"].append(self._apply())
+        for _ in range(behind):  # other ranks had more minibatches: step with them (no grad)
+            self._apply()
         self.step += 1
         return {f"losses/{k}": sum(v) / len(v) for k, v in stats.items() if v} | {
             "tokens/trained": float(sum(b.tokens for b in batches))} | _gap_metrics(gaps)

@@ -117,21 +117,30 @@ def rollout_policy(config: TrainConfig, learner: Any, out: Path) -> Any:
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
-    """Run a training job; return its output folder."""
+    """Run a training job; return its output folder.
+
+    Under ``torchrun`` each process is one rank (:mod:`trainers.distributed`).
+    """
     import torch
     from rich.console import Console
 
     import agentgym
     from agentgym.store import EpisodeWriter
+    from trainers.distributed import GradientAverage, init_from_environment, shut_down
     from trainers.learner import Learner
 
     torch.set_num_threads(1)
-    console = Console()
+    ranks = init_from_environment()
+    if ranks.distributed and config.sampling.engine == "vllm":
+        raise TrainingError("sampling.engine: vllm runs in one process; under torchrun use "
+                            "the transformers engine.")
+    ranks.share_of(config.rl.tasks)  # refuses a split that is not even, before any work
     out = Path(config.output)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-    phases = Phases(console, out / "train.log", progress)
-    spec, estimator = config.reward, config.estimator
+    if ranks.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    phases = Phases(Console(), out / "train.log" if ranks.main else None,
+                    progress and ranks.main)
     envs = [agentgym.make(config.env.id, **config.env.kwargs)
             for _ in range(config.rl.parallel_envs)]
     latest = latest_checkpoint(out) if resume else None
@@ -139,43 +148,67 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         learner, _ = Learner.load(latest)
         phases.note(f"resumed from {latest} (step {learner.step})")
     else:
-        prepare_tasks(envs[0], config, phases)
-        model, tokenizer = build_policy_model(config, envs)
-        learner = Learner(model, tokenizer, config.optim, config.loss, config.lora)
-        _warm_up(learner, envs, config, phases, out)
+        learner = _starting_learner(envs, config, phases, out, ranks)
+    if ranks.distributed:
+        learner.grad_sync = GradientAverage(ranks)
     log = open_metric_log(out, config.logging, config.to_dict(), config.wandb.project,
-                          config.wandb.mode)
-
-    if latest is None:
+                          config.wandb.mode) if ranks.main else None
+    if latest is None and log is not None:
         with phases.timed("evaluation before RL") as done:
             first = evaluate(envs, learner.model, learner.tokenizer, config, progress)
             done(_brief(first))
         log({"step": 0, **first})
     policy = rollout_policy(config, learner, out)
-    writer = EpisodeWriter(out / "episodes.jsonl")
+    writer = EpisodeWriter(out / ("episodes.jsonl" if ranks.main
+                                  else f"episodes-rank{ranks.rank}.jsonl"))
     spent = _env_steps_logged(out) if latest is not None else 0
     budget = config.rl.env_steps
     with phases.bar("RL updates", config.rl.steps, learner.step) as advance:
         for update in range(learner.step + 1, config.rl.steps + 1):
-            row = _update(update, envs, policy, learner, spec, estimator, config, writer)
+            row = ranks.merged(_update(update, envs, policy, learner, config, writer, ranks))
             spent += row["perf/env_steps"]
             row["perf/env_steps_total"] = spent
             last = update == config.rl.steps or (budget is not None and spent >= budget)
             if hasattr(policy, "load_weights"):  # a separate engine: give it the new weights
                 policy.load_weights(learner.inference_model())
-            if update % config.eval.every == 0 or last:
-                row.update(evaluate(envs, learner.model, learner.tokenizer, config))
-            log(row)
-            if update % config.checkpoint_every == 0 or last:
-                learner.save(out / "checkpoints" / f"step-{update}", {"update": update})
+            if log is not None:
+                if update % config.eval.every == 0 or last:
+                    row.update(evaluate(envs, learner.model, learner.tokenizer, config))
+                log(row)
+                if update % config.checkpoint_every == 0 or last:
+                    learner.save(out / "checkpoints" / f"step-{update}", {"update": update})
             advance(_status(row))
             if last:
                 break
     writer.close()
-    log.close()
+    if log is not None:
+        log.close()
     for env in envs:
         env.close()
+    shut_down(ranks)
     return out
+
+
+def _starting_learner(envs: list[Any], config: TrainConfig, phases: Phases, out: Path,
+                      ranks: Any) -> Any:
+    """The learner RL starts from: a new model after the SFT warm-up.
+
+    Under torchrun rank 0 makes it (tasks generated, model built, SFT) and saves it; the
+    other ranks load that checkpoint, optimiser state included, so every rank starts alike.
+    """
+    from trainers.learner import Learner
+
+    start = out / "checkpoints" / "sft"
+    with ranks.main_first():
+        if not ranks.main:
+            return Learner.load(start)[0]
+        prepare_tasks(envs[0], config, phases)
+        model, tokenizer = build_policy_model(config, envs)
+        learner = Learner(model, tokenizer, config.optim, config.loss, config.lora)
+        _warm_up(learner, envs, config, phases, out)
+        if ranks.distributed and not start.is_dir():  # no SFT: the others need the model
+            learner.save(start, {"update": 0})
+        return learner
 
 
 def train_seeds_side_by_side(config_path: str | Path, overrides: list[str],
@@ -259,13 +292,15 @@ def _warm_up(learner: Any, envs: list[Any], config: TrainConfig, phases: Phases,
     learner.save(out / "checkpoints" / "sft", {"update": 0})
 
 
-def _update(update: int, envs: list[Any], policy: Any, learner: Any, spec: Any, estimator: Any,
-            config: TrainConfig, writer: Any) -> dict[str, Any]:
+def _update(update: int, envs: list[Any], policy: Any, learner: Any, config: TrainConfig,
+            writer: Any, ranks: Any) -> dict[str, Any]:
+    """One update on this rank's groups: rollouts, rewards, advantages, a gradient step."""
     import agentgym
     from trainers.batch import Batch
 
+    spec, estimator = config.reward, config.estimator
     started = time.perf_counter()
-    episodes = _sample(update, envs, policy, config)
+    episodes = _sample(update, envs, policy, config, ranks)
     rollout_seconds = time.perf_counter() - started
     env_steps = agentgym.TreeStats.of(episodes).env_steps  # a tree's shared steps count once
     if k := continuations_wanted(estimator):  # Vine: values from k continuations per state
@@ -298,13 +333,19 @@ def _update(update: int, envs: list[Any], policy: Any, learner: Any, spec: Any, 
             "perf/tokens_per_s": metrics["tokens/trained"] / max(update_seconds, 1e-9)}
 
 
-def _sample(update: int, envs: list[Any], policy: Any, config: TrainConfig) -> list[Episode]:
-    """This update's groups: independent episodes, or trees (``sampling.tree``)."""
+def _sample(update: int, envs: list[Any], policy: Any, config: TrainConfig,
+            ranks: Any) -> list[Episode]:
+    """This rank's groups of the update: independent episodes, or trees (``sampling.tree``).
+
+    Task ``i`` of an update is reset with seed ``first + i``; rank ``r`` plays its share
+    from ``first + r * share``, so the ranks together play the tasks one process would.
+    """
     import agentgym
 
-    tree = config.sampling.tree
-    return agentgym.rollout(envs, policy, tasks=config.rl.tasks, group_size=config.rl.group_size,
-                            seed=_rl_task_seed(config, update), split=config.env.train_split,
+    tree, share = config.sampling.tree, ranks.share_of(config.rl.tasks)
+    return agentgym.rollout(envs, policy, tasks=share, group_size=config.rl.group_size,
+                            seed=_rl_task_seed(config, update) + ranks.rank * share,
+                            split=config.env.train_split,
                             history_window=config.sampling.history_window, progress=False,
                             tree=agentgym.Tree(config.rl.group_size, tree.width, tree.every,
                                                tuple(tree.at), tree.uncertain)
@@ -372,14 +413,17 @@ class Phases:
     """A progress bar per phase in a terminal, and a line per phase in a log file.
 
     Each finished phase appends ``<time>  <phase>: <count> in <seconds> s  <last note>`` to
-    the log (``train.log`` in the run folder) and prints it.
+    the log (``train.log`` in the run folder) and prints it. With no log (a torchrun rank
+    other than 0) phases are silent.
     """
 
-    def __init__(self, console: Any, log_path: Path, show: bool) -> None:
+    def __init__(self, console: Any, log_path: Path | None, show: bool) -> None:
         self.console, self.log_path, self.show = console, log_path, show
 
     def note(self, text: str) -> None:
         """Print ``text`` and append it to the log."""
+        if self.log_path is None:
+            return
         line = f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {text}"
         with open(self.log_path, "a") as log:
             log.write(line + "\n")
