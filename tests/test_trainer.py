@@ -84,10 +84,10 @@ sft: {{episodes: 0}}
 """
 
 
-def train_tiny(tmp_path, name, body, *flags, turns=3):
+def train_tiny(tmp_path, name, body, *flags, turns=3, base=TINY_RUN):
     """``agentgym train`` on a tiny TextWorld config (no SFT) plus ``body``; its metrics."""
     config = tmp_path / f"{name}.yaml"
-    config.write_text(f"output: {tmp_path / name}\n" + TINY_RUN.format(turns=turns) + body)
+    config.write_text(f"output: {tmp_path / name}\n" + base.format(turns=turns) + body)
     done = subprocess.run([sys.executable, "-m", "agentgym.cli", "train", str(config), *flags],
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -430,3 +430,32 @@ def test_metrics_go_to_tensorboard_and_an_offline_wandb_run(tmp_path, monkeypatc
     records = b"".join(f.read_bytes() for f in offline[0].glob("run-*.wandb"))
     assert str(run).encode() in records and b"tensorboard" in records  # the config
     assert all(name.encode() in records for name, _ in logged)
+
+
+def test_a_run_over_two_envs_samples_by_weight_and_reports_each(tmp_path):
+    """env: [TextWorld, Search] with weights: groups never mix envs, every update's tasks
+    are split by a weighted draw, metrics and evaluation are reported per env."""
+    rows = train_tiny(tmp_path, "mixed", """
+env:
+  - {id: TextWorld-v0, kwargs: {preset: easy, max_turns: 3, num_tasks: 20}, weight: 0.5}
+  - {id: Search-v0, kwargs: {max_turns: 3}, weight: 0.5, name: search}
+rl: {steps: 2, tasks: 4, group_size: 2}
+eval: {every: 2, tasks: 2}
+sft: {episodes: 4, epochs: 1}
+model: {name: tiny, vocab_size: 400}
+""", base="")
+    updates = [r for r in rows if r["step"] > 0]
+    assert len(updates) == 2
+    for row in updates:
+        assert row["env/TextWorld-v0/episodes"] + row["env/search/episodes"] == 4 * 2
+    assert {"eval/TextWorld-v0/success_rate", "eval/search/success_rate",
+            "eval/success_rate"} <= set(rows[0]) and "eval/search/success_rate" in rows[-1]
+    episodes = [json.loads(line) for line in
+                (tmp_path / "mixed" / "episodes.jsonl").read_text().splitlines()]
+    by_group: dict[str, set] = {}
+    for episode in episodes:
+        by_group.setdefault(episode["group_id"], set()).add(episode["env_id"])
+    assert all(len(envs) == 1 for envs in by_group.values())  # groups never mix envs
+    assert {e["env_id"] for e in episodes} <= {"TextWorld-v0", "Search-v0"}
+    played = sum(r["env/TextWorld-v0/episodes"] for r in updates)
+    assert played == sum(e["env_id"] == "TextWorld-v0" for e in episodes)

@@ -46,7 +46,7 @@ class Section(BaseModel):
 
 # ------------------------------------------------------------------ sections
 class EnvConfig(Section):
-    """Which env to train on."""
+    """Which env to train on (one of several, in a list)."""
 
     id: str = "TextWorld-v0"
     """A registered env id."""
@@ -56,6 +56,15 @@ class EnvConfig(Section):
     """Split the policy trains on."""
     test_split: str = "test"
     """Held-out split for evaluation."""
+    weight: float = Field(1.0, gt=0.0)
+    """With several envs: its share of each update's tasks (weights need not sum to 1)."""
+    name: str | None = None
+    """With several envs: the name its metrics carry (default: the id)."""
+
+    @property
+    def label(self) -> str:
+        """The name metrics use: ``name``, else the id."""
+        return self.name or self.id
 
 
 class ModelConfig(Section):
@@ -258,8 +267,9 @@ class TrainConfig(Section):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    env: EnvConfig = EnvConfig()
-    """The env to train on (see its section)."""
+    env: EnvConfig | list[EnvConfig] = EnvConfig()
+    """The env to train on (see its section), or a list of envs with weights trained on
+    together (each update's tasks drawn by weight; see ``trainers.env_mix``)."""
     model: ModelConfig = ModelConfig()
     """The policy model."""
     sampling: SamplingConfig = SamplingConfig()
@@ -303,6 +313,23 @@ class TrainConfig(Section):
         check_against_env(self)
         return self
 
+    @property
+    def envs(self) -> list[EnvConfig]:
+        """The envs trained on: ``env``, or each env of its list."""
+        return self.env if isinstance(self.env, list) else [self.env]
+
+    @field_validator("env")
+    @classmethod
+    def _named_apart(cls, env: EnvConfig | list[EnvConfig]) -> EnvConfig | list[EnvConfig]:
+        if isinstance(env, list):
+            labels = [e.label for e in env]
+            if not labels:
+                raise ValueError("list at least one env")
+            if len(set(labels)) < len(labels):
+                raise ValueError(f"envs need distinct names (metrics carry them), got "
+                                 f"{labels}: give repeated ids a name: ...")
+        return env
+
     @field_validator("seeds")
     @classmethod
     def _distinct(cls, seeds: list[int]) -> list[int]:
@@ -328,10 +355,6 @@ def check_against_env(config: TrainConfig) -> None:
     """The env exists, the model folder exists, and the reward reads channels the env has."""
     from agentgym.registry import spec
 
-    try:
-        env_class: Any = spec(config.env.id).load()
-    except KeyError as exc:
-        raise _AtKey(("env", "id"), str(exc)) from None
     if config.model.name != "tiny":
         from trainers.models import resolve_model
 
@@ -339,11 +362,23 @@ def check_against_env(config: TrainConfig) -> None:
             resolve_model(config.model.name)
         except InvalidOptionError as exc:
             raise _AtKey(("model", "name"), str(exc)) from None
+    listed = isinstance(config.env, list)
+    for n, env in enumerate(config.envs):
+        at: tuple[str, ...] = ("env", str(n)) if listed else ("env",)
+        try:
+            env_class: Any = spec(env.id).load()
+        except KeyError as exc:
+            raise _AtKey((*at, "id"), str(exc)) from None
+        _check_reward(config, env.id, env_class)
+
+
+def _check_reward(config: TrainConfig, env_id: str, env_class: Any) -> None:
+    """The reward spec reads only channels ``env_class`` records."""
     try:
         config.reward(_declared_episode(env_class))
     except MissingChannelError as exc:
         raise _AtKey(("reward",), (
-            f"the reward spec names a channel {config.env.id} does not record. {exc} Turn "
+            f"the reward spec names a channel {env_id} does not record. {exc} Turn "
             f"channels: {', '.join(env_class.turn_channels)}; outcome channels: "
             f"{', '.join(env_class.outcome_channels)}.")) from None
     except RewardSpecError as exc:
@@ -428,15 +463,17 @@ def _set(data: dict[str, Any], key: tuple[str, ...], value: Any) -> None:
 
 
 def _key_lines(node: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
-    """``("rl", "steps") -> line`` for every mapping key in the YAML document."""
+    """``("rl", "steps") -> line`` for every key and list item in the YAML document.
+
+    A list item's key is its index as text: ``("env", "1", "id")``.
+    """
     lines: dict[tuple[str, ...], int] = {}
     if node is not None and hasattr(node, "value") and isinstance(node.value, list):
-        for item in node.value:
-            if isinstance(item, tuple):
-                key, value = item
-                where = (*prefix, str(key.value))
-                lines[where] = key.start_mark.line + 1
-                lines.update(_key_lines(value, where))
+        for index, item in enumerate(node.value):
+            key, value = item if isinstance(item, tuple) else (None, item)
+            where = (*prefix, str(key.value if key is not None else index))
+            lines[where] = (key or value).start_mark.line + 1
+            lines.update(_key_lines(value, where))
     return lines
 
 
@@ -479,21 +516,34 @@ def config_reference() -> str:
              "Generated from `trainers/config.py` by `agentgym config-reference`; "
              "`tests/test_config.py` checks it is current.", ""]
     top = [(name, field) for name, field in TrainConfig.model_fields.items()
-           if not _is_section(field.annotation)]
+           if _top_section(field.annotation) is None]
     lines += _table("Top level", top)
     for name, field in TrainConfig.model_fields.items():
-        if _is_section(field.annotation):
-            lines += _section_tables(name, field.annotation)
+        if (section := _top_section(field.annotation)) is not None:
+            listed = section is not field.annotation
+            lines += _section_tables(name + (" (one, or a list)" if listed else ""), section)
     return "\n".join(lines + _estimator_tables())
+
+
+def _top_section(annotation: Any) -> Any:
+    """The section class of a ``Section`` or ``Section | list[Section]`` field, else None."""
+    if _is_section(annotation):
+        return annotation
+    options = typing.get_args(annotation)
+    plain = [a for a in options if _is_section(a)]
+    listed = [a for a in options if typing.get_args(a)[:1] == tuple(plain[:1])]
+    return plain[0] if plain and listed and len(options) == 2 else None
 
 
 def _section_tables(path: str, section: Any) -> list[str]:
     """A section's table, then the tables of the sections inside it (``sampling.tree``)."""
     summary = " ".join(section.__doc__.split("\n\n")[0].split())
-    lines = _table(f"`{path}`: {summary}", list(section.model_fields.items()))
+    name, _, listed = path.partition(" ")
+    lines = _table(f"`{name}`{' ' + listed if listed else ''}: {summary}",
+                   list(section.model_fields.items()))
     for name, field in section.model_fields.items():
         if (inner := _optional_section(field.annotation)) is not None:
-            lines += _section_tables(f"{path}.{name}", inner)
+            lines += _section_tables(f"{path.partition(' ')[0]}.{name}", inner)
     return lines
 
 

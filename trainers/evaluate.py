@@ -70,8 +70,11 @@ def settings_for(checkpoint: str | Path, **given: Any) -> EvalSettings:
     from trainers.config import load_config
 
     config = load_config(path)
-    run = {"env_id": config.env.id, "env_kwargs": dict(config.env.kwargs),
-           "split": config.env.test_split, "tasks": config.eval.tasks, "seed": config.seed,
+    env, mixed = _the_env(config, given.get("env_id")), len(config.envs) > 1
+    if given.get("env_id") == env.label:  # named by its name in the mix
+        given["env_id"] = env.id
+    run = {"env_id": env.id, "env_kwargs": dict(env.kwargs),
+           "split": env.test_split, "tasks": config.eval.tasks, "seed": config.seed,
            "temperature": config.eval.temperature,
            "max_new_tokens": config.sampling.max_new_tokens,
            "stop": tuple(config.sampling.stop),
@@ -79,7 +82,15 @@ def settings_for(checkpoint: str | Path, **given: Any) -> EvalSettings:
            "parallel": config.rl.parallel_envs}
     changed = sorted(key for key in given if given[key] != run.get(key))
     note = f"the run's {path}" + (f", with {', '.join(changed)} as given" if changed else "")
+    if mixed:
+        note += (f" (its env {env.label}, one of {', '.join(c.label for c in config.envs)}; "
+                 "--env picks another)")
     return EvalSettings(**{**run, **given, "source": note})
+
+
+def _the_env(config: Any, env_id: str | None) -> Any:
+    """The run's env that ``--env`` names (by id or name), else its first."""
+    return next((c for c in config.envs if env_id in (c.id, c.label)), config.envs[0])
 
 
 def evaluate_checkpoint(checkpoint: str | Path, settings: EvalSettings,

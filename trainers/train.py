@@ -28,6 +28,7 @@ from agentgym.errors import AgentGymError
 from agentgym.records import Episode
 from agentgym.summary import summarize
 from trainers.config import TrainConfig
+from trainers.env_mix import EnvMix
 from trainers.metric_sinks import open_metric_log
 from trainers.runs import latest_checkpoint
 
@@ -36,21 +37,25 @@ class TrainingError(AgentGymError, RuntimeError):
     """A training job that did not finish."""
 
 
-def build_policy_model(config: TrainConfig, envs: list[Any]) -> tuple[Any, Any]:
-    """The model and tokenizer: a tiny one trained on the env's own text, or a local one."""
+def build_policy_model(config: TrainConfig, mix: EnvMix) -> tuple[Any, Any]:
+    """The model and tokenizer: a tiny one trained on the envs' own text, or a local one."""
     import agentgym
     from trainers.models import load_pretrained, tiny_from_texts
 
     if config.model.name != "tiny":
         return load_pretrained(config.model.name)
-    corpus = [envs[0].system_prompt()]
-    for policy in (agentgym.ExpertPolicy(), agentgym.RandomPolicy(config.seed)):
-        for episode in agentgym.rollout(envs[0], policy, tasks=16, seed=10_000 + config.seed,
-                                        split=config.env.train_split, progress=False):
-            corpus += [episode.instruction, episode.final_observation]
-            corpus += [t.observation for t in episode.turns] + [t.action for t in episode.turns]
-            corpus += [command for t in episode.turns
-                       for command in (t.info.get("admissible_actions") or [])]
+    corpus = []
+    for env_config, envs in mix:
+        corpus.append(envs[0].system_prompt())
+        for policy in (agentgym.ExpertPolicy(), agentgym.RandomPolicy(config.seed)):
+            for episode in agentgym.rollout(envs[0], policy, tasks=16,
+                                            seed=10_000 + config.seed,
+                                            split=env_config.train_split, progress=False):
+                corpus += [episode.instruction, episode.final_observation]
+                corpus += [t.observation for t in episode.turns]
+                corpus += [t.action for t in episode.turns]
+                corpus += [command for t in episode.turns
+                           for command in (t.info.get("admissible_actions") or [])]
     return tiny_from_texts(corpus * 4, vocab_size=config.model.vocab_size, seed=config.seed,
                            hidden=config.model.hidden, layers=config.model.layers,
                            heads=config.model.heads)
@@ -79,9 +84,13 @@ def rows_for(episodes: list[Episode], advantages: list[Any] | None, tokenizer: A
     return rows
 
 
-def evaluate(envs: list[Any], model: Any, tokenizer: Any, config: TrainConfig,
+def evaluate(mix: EnvMix, model: Any, tokenizer: Any, config: TrainConfig,
              progress: bool = False) -> dict[str, float]:
-    """Success and return on held-out tasks (``progress``: the rollout's bar)."""
+    """Success and return on held-out tasks of every env (``progress``: the rollout's bar).
+
+    With several envs, each gets ``eval.tasks`` tasks and its own figures
+    (``eval/<name>/...``); ``eval/success_rate`` pools them all.
+    """
     import agentgym
     from agentgym.hf_policy import TransformersPolicy
 
@@ -90,12 +99,22 @@ def evaluate(envs: list[Any], model: Any, tokenizer: Any, config: TrainConfig,
                                 stop=config.sampling.stop, seed=config.seed)
     if not config.eval.tasks:
         return {}
-    episodes = agentgym.rollout(envs, policy, tasks=config.eval.tasks, seed=config.seed,
-                                split=config.env.test_split, progress=progress,
-                                history_window=config.sampling.history_window)
+    metrics, everything = {}, []
+    for env_config, envs in mix:
+        episodes = agentgym.rollout(envs, policy, tasks=config.eval.tasks, seed=config.seed,
+                                    split=env_config.test_split, progress=progress,
+                                    history_window=config.sampling.history_window)
+        everything += episodes
+        if mix.mixed:
+            metrics.update(_eval_figures(episodes, f"eval/{env_config.label}/"))
+    return _eval_figures(everything, "eval/") | metrics
+
+
+def _eval_figures(episodes: list[Episode], prefix: str) -> dict[str, float]:
     stats = summarize(episodes)
-    return {"eval/success_rate": stats["success_rate"], "eval/mean_return": stats["mean_return"],
-            "eval/invalid_rate": stats["invalid_rate"]}
+    return {f"{prefix}success_rate": stats["success_rate"],
+            f"{prefix}mean_return": stats["mean_return"],
+            f"{prefix}invalid_rate": stats["invalid_rate"]}
 
 
 def rollout_policy(config: TrainConfig, learner: Any, out: Path) -> Any:
@@ -124,7 +143,6 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     import torch
     from rich.console import Console
 
-    import agentgym
     from agentgym.store import EpisodeWriter
     from trainers.distributed import GradientAverage, init_from_environment, shut_down
     from trainers.learner import Learner
@@ -141,21 +159,20 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     phases = Phases(Console(), out / "train.log" if ranks.main else None,
                     progress and ranks.main)
-    envs = [agentgym.make(config.env.id, **config.env.kwargs)
-            for _ in range(config.rl.parallel_envs)]
+    mix = EnvMix.make(config.envs, config.rl.parallel_envs)
     latest = latest_checkpoint(out) if resume else None
     if latest is not None:
         learner, _ = Learner.load(latest)
         phases.note(f"resumed from {latest} (step {learner.step})")
     else:
-        learner = _starting_learner(envs, config, phases, out, ranks)
+        learner = _starting_learner(mix, config, phases, out, ranks)
     if ranks.distributed:
         learner.grad_sync = GradientAverage(ranks)
     log = open_metric_log(out, config.logging, config.to_dict(), config.wandb.project,
                           config.wandb.mode) if ranks.main else None
     if latest is None and log is not None:
         with phases.timed("evaluation before RL") as done:
-            first = evaluate(envs, learner.model, learner.tokenizer, config, progress)
+            first = evaluate(mix, learner.model, learner.tokenizer, config, progress)
             done(_brief(first))
         log({"step": 0, **first})
     policy = rollout_policy(config, learner, out)
@@ -165,7 +182,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     budget = config.rl.env_steps
     with phases.bar("RL updates", config.rl.steps, learner.step) as advance:
         for update in range(learner.step + 1, config.rl.steps + 1):
-            row = ranks.merged(_update(update, envs, policy, learner, config, writer, ranks))
+            row = ranks.merged(_update(update, mix, policy, learner, config, writer, ranks))
             spent += row["perf/env_steps"]
             row["perf/env_steps_total"] = spent
             last = update == config.rl.steps or (budget is not None and spent >= budget)
@@ -173,7 +190,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
                 policy.load_weights(learner.inference_model())
             if log is not None:
                 if update % config.eval.every == 0 or last:
-                    row.update(evaluate(envs, learner.model, learner.tokenizer, config))
+                    row.update(evaluate(mix, learner.model, learner.tokenizer, config))
                 log(row)
                 if update % config.checkpoint_every == 0 or last:
                     learner.save(out / "checkpoints" / f"step-{update}", {"update": update})
@@ -183,13 +200,12 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     writer.close()
     if log is not None:
         log.close()
-    for env in envs:
-        env.close()
+    mix.close()
     shut_down(ranks)
     return out
 
 
-def _starting_learner(envs: list[Any], config: TrainConfig, phases: Phases, out: Path,
+def _starting_learner(mix: EnvMix, config: TrainConfig, phases: Phases, out: Path,
                       ranks: Any) -> Any:
     """The learner RL starts from: a new model after the SFT warm-up.
 
@@ -202,10 +218,10 @@ def _starting_learner(envs: list[Any], config: TrainConfig, phases: Phases, out:
     with ranks.main_first():
         if not ranks.main:
             return Learner.load(start)[0]
-        prepare_tasks(envs[0], config, phases)
-        model, tokenizer = build_policy_model(config, envs)
+        prepare_tasks(mix, config, phases)
+        model, tokenizer = build_policy_model(config, mix)
         learner = Learner(model, tokenizer, config.optim, config.loss, config.lora)
-        _warm_up(learner, envs, config, phases, out)
+        _warm_up(learner, mix, config, phases, out)
         if ranks.distributed and not start.is_dir():  # no SFT: the others need the model
             learner.save(start, {"update": 0})
         return learner
@@ -253,31 +269,36 @@ def train_seeds_side_by_side(config_path: str | Path, overrides: list[str],
             f"seed {one.seed} (see {Path(one.output) / 'console.log'})" for one in failed))
 
 
-def prepare_tasks(env: Any, config: TrainConfig, phases: Phases) -> None:
-    """Reset once on every task SFT and the first evaluation play.
+def prepare_tasks(mix: EnvMix, config: TrainConfig, phases: Phases) -> None:
+    """Reset once on every task SFT and the first evaluation play, in every env.
 
     Tasks an env generates on first use (TextWorld's games, ALFWorld's scenes) are made
     here, under a bar, instead of silently inside the first rollout.
     """
-    plan = [(config.env.train_split, config.seed + i) for i in range(config.sft.episodes)]
-    plan += [(config.env.test_split, config.seed + i) for i in range(config.eval.tasks)]
+    plan = [(envs[0], env_config.train_split, config.seed + i)
+            for (env_config, envs), sft in zip(mix, mix.shares(config.sft.episodes))
+            for i in range(sft)]
+    plan += [(envs[0], env_config.test_split, config.seed + i)
+             for env_config, envs in mix for i in range(config.eval.tasks)]
     with phases.bar("tasks (generated where new)", len(plan)) as advance:
-        for split, seed in plan:
+        for env, split, seed in plan:
             env.reset(seed=seed, options={"split": split})
             advance()
 
 
-def _warm_up(learner: Any, envs: list[Any], config: TrainConfig, phases: Phases,
+def _warm_up(learner: Any, mix: EnvMix, config: TrainConfig, phases: Phases,
              out: Path) -> None:
     import agentgym
 
     if not config.sft.episodes:
         return
     with phases.timed("SFT data: expert episodes") as done:
-        experts = agentgym.rollout(envs[0], agentgym.ExpertPolicy(), tasks=config.sft.episodes,
-                                   seed=config.seed, split=config.env.train_split,
-                                   progress=phases.show,
-                                   history_window=config.sampling.history_window)
+        experts = []
+        for (env_config, envs), share in zip(mix, mix.shares(config.sft.episodes)):
+            experts += agentgym.rollout(envs[0], agentgym.ExpertPolicy(), tasks=share,
+                                        seed=config.seed, split=env_config.train_split,
+                                        progress=phases.show,
+                                        history_window=config.sampling.history_window)
         rows = rows_for(experts, None, learner.tokenizer, config.rl.max_length)
         done(f"{len(experts)} episodes, {len(rows)} token rows")
     for group in learner.optimizer.param_groups:
@@ -292,7 +313,7 @@ def _warm_up(learner: Any, envs: list[Any], config: TrainConfig, phases: Phases,
     learner.save(out / "checkpoints" / "sft", {"update": 0})
 
 
-def _update(update: int, envs: list[Any], policy: Any, learner: Any, config: TrainConfig,
+def _update(update: int, mix: EnvMix, policy: Any, learner: Any, config: TrainConfig,
             writer: Any, ranks: Any) -> dict[str, Any]:
     """One update on this rank's groups: rollouts, rewards, advantages, a gradient step."""
     import agentgym
@@ -300,13 +321,14 @@ def _update(update: int, envs: list[Any], policy: Any, learner: Any, config: Tra
 
     spec, estimator = config.reward, config.estimator
     started = time.perf_counter()
-    episodes = _sample(update, envs, policy, config, ranks)
+    episodes = _sample(update, mix, policy, config, ranks)
     rollout_seconds = time.perf_counter() - started
     env_steps = agentgym.TreeStats.of(episodes).env_steps  # a tree's shared steps count once
     if k := continuations_wanted(estimator):  # Vine: values from k continuations per state
         from agentgym.values import attach_mc_values
 
-        env_steps += attach_mc_values(envs[0], policy, episodes, k=k, reward=spec)["env_steps"]
+        for (_, envs), mine in zip(mix, _by_env(mix, episodes)):
+            env_steps += attach_mc_values(envs[0], policy, mine, k=k, reward=spec)["env_steps"]
     batch = Batch.from_episodes(episodes, rewards=spec)
     advantages = estimator(batch)
     for episode, values in zip(episodes, advantages):
@@ -327,29 +349,62 @@ def _update(update: int, envs: list[Any], policy: Any, learner: Any, config: Tra
             "charts/zero_std_groups": zero_std,
             **{f"channels/{k}": v for k, v in stats.items() if k.startswith(("turn/", "outcome/"))},
             **(_tree_costs(episodes) if config.sampling.tree is not None else {}),
+            **(_per_env(mix, batch) if mix.mixed else {}),
             **_contested(batch),
             "perf/env_steps": env_steps,
             "perf/rollout_s": rollout_seconds, "perf/update_s": update_seconds,
             "perf/tokens_per_s": metrics["tokens/trained"] / max(update_seconds, 1e-9)}
 
 
-def _sample(update: int, envs: list[Any], policy: Any, config: TrainConfig,
+def _sample(update: int, mix: EnvMix, policy: Any, config: TrainConfig,
             ranks: Any) -> list[Episode]:
     """This rank's groups of the update: independent episodes, or trees (``sampling.tree``).
 
-    Task ``i`` of an update is reset with seed ``first + i``; rank ``r`` plays its share
-    from ``first + r * share``, so the ranks together play the tasks one process would.
+    Task ``i`` of an env in an update is reset with seed ``first + i``; rank ``r`` plays its
+    share from ``first + r * share``, so the ranks together play the tasks one process
+    would. With several envs, the share is split among them by weight, each group in one env.
     """
     import agentgym
 
     tree, share = config.sampling.tree, ranks.share_of(config.rl.tasks)
-    return agentgym.rollout(envs, policy, tasks=share, group_size=config.rl.group_size,
-                            seed=_rl_task_seed(config, update) + ranks.rank * share,
-                            split=config.env.train_split,
-                            history_window=config.sampling.history_window, progress=False,
-                            tree=agentgym.Tree(config.rl.group_size, tree.width, tree.every,
-                                               tuple(tree.at), tree.uncertain)
-                            if tree is not None else None)
+    first = _rl_task_seed(config, update) + ranks.rank * share
+    counts = mix.task_counts(share, seed=first)
+    episodes: list[Episode] = []
+    for (env_config, envs), tasks in zip(mix, counts):
+        if not tasks:
+            continue
+        played = agentgym.rollout(
+            envs, policy, tasks=tasks, group_size=config.rl.group_size, seed=first,
+            split=env_config.train_split, history_window=config.sampling.history_window,
+            progress=False,
+            tree=agentgym.Tree(config.rl.group_size, tree.width, tree.every,
+                               tuple(tree.at), tree.uncertain) if tree is not None else None)
+        for episode in played:
+            episode.metadata["env_name"] = env_config.label
+        episodes += played
+    return episodes
+
+
+def _by_env(mix: EnvMix, episodes: list[Episode]) -> list[list[Episode]]:
+    """``episodes`` sorted by the env they were sampled in, in the mix's order."""
+    return [[e for e in episodes if e.metadata.get("env_name", c.label) == c.label]
+            for c in mix.configs]
+
+
+def _per_env(mix: EnvMix, batch: Any) -> dict[str, float]:
+    """Each env's episodes in the update, their success rate and mean return."""
+    returns = batch.returns()
+    figures: dict[str, float] = {}
+    for env_config in mix.configs:
+        name = f"env/{env_config.label}/"
+        mine = [n for n, e in enumerate(batch.episodes)
+                if e.metadata.get("env_name") == env_config.label]
+        figures[name + "episodes"] = float(len(mine))
+        if mine:
+            figures[name + "success_rate"] = summarize(
+                [batch.episodes[n] for n in mine])["success_rate"]
+            figures[name + "return"] = float(returns[mine].mean())
+    return figures
 
 
 def continuations_wanted(estimator: Any) -> int:
