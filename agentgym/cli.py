@@ -353,6 +353,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Serve a registered env over HTTP, in sessions."""
     from agentgym.server import serve
 
+    if args.protocol == "openenv":
+        from agentgym.openenv_server import serve_openenv
+
+        print(f"serving {args.env} to OpenEnv clients on http://{args.host}:{args.port}",
+              flush=True)
+        serve_openenv(args.env, parse_env_args(args.env_arg, args.env), args.host, args.port,
+                      args.max_sessions)
+        return 0
     print(f"serving {args.env} on http://{args.host}:{args.port}/{args.env}", flush=True)
     serve(args.env, parse_env_args(args.env_arg, args.env), args.host, args.port, args.max_sessions,
           args.idle_timeout, args.token, args.max_request_bytes)
@@ -600,6 +608,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve_env.add_argument("--max-request-bytes", type=int, default=8_000_000,
                            help="larger request bodies get 413")
     serve_env.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE")
+    serve_env.add_argument("--protocol", choices=["agentgym", "openenv"], default="agentgym",
+                           help="agentgym's session API (RemoteEnv), or OpenEnv's "
+                                "(openenv-core clients over WebSocket)")
     serve_env.set_defaults(fn=cmd_serve)
 
     server = sub.add_parser("serve-retriever", help="share one search index over HTTP")
