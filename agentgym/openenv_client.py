@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentgym.openenv_server import AgentGymAction, AgentGymObservation, AgentGymState
-
-try:
-    from openenv.core.client_types import StepResult
-    from openenv.core.env_client import EnvClient
-except ImportError as exc:  # pragma: no cover - openenv_server raised already
-    raise ImportError(str(exc)) from exc
+# through openenv_server: without openenv-core, a MissingDependencyError naming the extra
+from agentgym.openenv_server import (
+    AgentGymAction,
+    AgentGymObservation,
+    AgentGymState,
+    EnvClient,
+    StepResult,
+)
 
 
 class AgentGymClient(EnvClient[AgentGymAction, AgentGymObservation, AgentGymState]):

@@ -24,6 +24,8 @@ from typing import Any
 from agentgym.errors import MissingDependencyError
 
 try:
+    from openenv.core.client_types import StepResult  # noqa: F401 (for openenv_client)
+    from openenv.core.env_client import EnvClient  # noqa: F401 (for openenv_client)
     from openenv.core.env_server.interfaces import Environment
     from openenv.core.env_server.types import Action, Observation, State
     from pydantic import Field
