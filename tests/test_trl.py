@@ -1,0 +1,67 @@
+"""agentgym envs in TRL's GRPOTrainer (environment_factory), rewards from agentgym specs."""
+
+import pytest
+import torch
+
+import agentgym
+from agentgym.trl_env import trl_environment
+from rewards import Outcome
+
+torch.set_num_threads(1)
+KWARGS = {"preset": "easy", "max_turns": 4, "num_tasks": 8}
+
+
+def test_the_adapter_plays_an_episode_and_scores_it_with_the_spec():
+    """The expert's commands through `act` earn what the spec gives the same episode
+    recorded by agentgym.rollout; a malformed command is an observation."""
+    spec = Outcome("success", weight=2.0)
+    expert = agentgym.rollout(agentgym.make("TextWorld-v0", **KWARGS), agentgym.ExpertPolicy(),
+                              tasks=1, seed=5, progress=False)[0]
+    environment = trl_environment("TextWorld-v0", reward=spec, **KWARGS)()
+    opening = environment.reset(seed=5, split="train", prompt="ignored column")
+    assert expert.turns[0].observation in opening
+    answer = environment.act("xyzzy plugh")
+    assert "not a verb" in answer  # the game's own answer, as an observation
+    assert environment.get_reward() == 0.0  # a failed episode earns nothing
+    environment.reset(seed=5)
+    for turn in expert.turns:
+        environment.act(turn.parsed_action)
+    expected = float(sum(spec(expert)))
+    assert expected > 0 and environment.get_reward() == pytest.approx(expected)
+    assert "over" in environment.act("look")  # after the end: said so, not a crash
+
+
+def test_grpo_trainer_trains_two_steps_on_an_agentgym_env(tmp_path):
+    datasets = pytest.importorskip("datasets")  # installed with trl by ./run
+    from trl import GRPOConfig, GRPOTrainer
+    from trl.chat_template_utils import qwen2_5_chat_template
+
+    from trainers.models import tiny_model
+    from trainers.tiny import train_tokenizer
+
+    env = agentgym.make("TextWorld-v0", **KWARGS)
+    texts = [env.system_prompt()] + [t.observation + " " + t.action for e in agentgym.rollout(
+        env, agentgym.ExpertPolicy(), tasks=4, progress=False) for t in e.turns]
+    tokenizer = train_tokenizer(texts * 3, vocab_size=600, chat_format="hermes")
+    tokenizer.chat_template = qwen2_5_chat_template  # a template TRL parses tool calls of
+    model = tiny_model(tokenizer)
+    data = datasets.Dataset.from_dict({
+        "prompt": [[{"role": "user", "content": "Play the game with the act tool."}]] * 4,
+        "seed": [0, 1, 2, 3]})
+    config = GRPOConfig(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=2,
+                        num_generations=2, max_completion_length=16, learning_rate=1e-3,
+                        logging_steps=1, report_to=[], use_cpu=True, save_strategy="no",
+                        dataloader_num_workers=0, seed=0)
+    trainer = GRPOTrainer(model=model, args=config, train_dataset=data,
+                          processing_class=tokenizer,
+                          environment_factory=trl_environment("TextWorld-v0",
+                                                              reward=Outcome("success"),
+                                                              **KWARGS))
+    trainer.train()
+    logged = [row for row in trainer.state.log_history if "loss" in row]
+    assert len(logged) == 2
+    rewards = [k for k in logged[0] if k.startswith("rewards/TextworldV0Environment")]
+    assert rewards and all(row[rewards[0]] == row[rewards[0]] for row in logged)  # not NaN
+    # every rollout started an agentgym episode of the dataset's task (seed column)
+    assert trainer.environments and all(e.recorder is not None for e in trainer.environments)
+    assert {e.recorder.episode.seed for e in trainer.environments} <= {0, 1, 2, 3}
