@@ -361,6 +361,21 @@ class AgentEnv(gymnasium.Env[str, "str | ToolCall"]):
         self._last_observation = transition.observation
         return transition.observation, float(reward), transition.terminated, truncated, info
 
+    def outcome_now(self) -> dict[str, float]:
+        """The outcome channels as the episode stands: what ending it here would record.
+
+        For a caller whose agent stopped before the env did (a TRL rollout that ran out of
+        tokens), so the episode can be scored as if truncated at this turn.
+
+        Raises:
+            ResetNeeded: before the first ``reset``.
+            EnvClosed: after ``close()``.
+        """
+        self._ensure_open()
+        if self.state is EnvState.UNRESET:
+            raise ResetNeeded(f"{type(self).__name__} has no episode yet: call reset() first.")
+        return dict(self._outcome())
+
     def system_prompt(self) -> str:
         """Instructions for a model: what the env is and how to write actions."""
         return f"{self.description}\n\n{self.protocol.describe()}".strip()

@@ -84,7 +84,7 @@ def trl_environment(env_id: str, reward: Any = None, **env_kwargs: Any) -> type:
             if not recorder.done:  # what truncation at this turn would have recorded
                 episode.truncated = True
                 unwrapped: Any = self.env.unwrapped
-                episode.outcome.channels = dict(unwrapped._outcome())
+                episode.outcome.channels = unwrapped.outcome_now()
             per_turn = reward(episode) if reward is not None else [t.reward for t in
                                                                    episode.turns]
             return float(sum(per_turn))

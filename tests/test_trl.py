@@ -65,3 +65,17 @@ def test_grpo_trainer_trains_two_steps_on_an_agentgym_env(tmp_path):
     # every rollout started an agentgym episode of the dataset's task (seed column)
     assert trainer.environments and all(e.recorder is not None for e in trainer.environments)
     assert {e.recorder.episode.seed for e in trainer.environments} <= {0, 1, 2, 3}
+
+
+def test_an_episode_the_model_stopped_early_is_scored_as_it_stands():
+    """One expert command of two, then nothing: the outcome the env gives that state."""
+    env = agentgym.make("TextWorld-v0", **KWARGS)
+    expert = agentgym.rollout(env, agentgym.ExpertPolicy(), tasks=1, seed=6, progress=False)[0]
+    assert len(expert.turns) > 1
+    environment = trl_environment("TextWorld-v0", reward=Outcome("success"), **KWARGS)()
+    environment.reset(seed=6)
+    environment.act(expert.turns[0].parsed_action)
+    assert environment.get_reward() == 0.0  # not won yet
+    assert environment.recorder.episode.truncated
+    assert environment.recorder.episode.outcome.channels == \
+        environment.env.unwrapped.outcome_now()
