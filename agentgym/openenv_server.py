@@ -134,6 +134,11 @@ def serve_openenv(env_id: str, env_kwargs: dict[str, Any] | None = None,
                 log_level="warning")
 
 
+# what the env knows about the answer: never sent to a client, which may be the agent itself
+_HIDDEN = ("expert_action",)
+
+
 def _json_safe(value: dict[str, Any]) -> dict[str, Any]:
-    """``value`` as plain JSON types (anything else as its text)."""
-    return json.loads(json.dumps(value, default=str))
+    """``value`` as plain JSON types (anything else as its text), the answer left out."""
+    shown = {k: v for k, v in value.items() if k not in _HIDDEN}
+    return json.loads(json.dumps(shown, default=str))

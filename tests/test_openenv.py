@@ -84,6 +84,7 @@ def test_the_generic_client_gets_malformed_actions_as_observations(served):
     with GenericEnvClient(base_url=url).sync() as env:
         first = env.reset(seed=1)
         assert first.observation["text"] and not first.done
+        assert "expert_action" not in first.observation["info"]  # no answer for the agent
         result = env.step({"text": "this is not an action at all"})
         assert result.observation["info"]["action_valid"] is False
         assert not result.done and result.observation["text"]  # said what was wrong
