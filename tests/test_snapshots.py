@@ -156,10 +156,14 @@ class Dice(AgentEnv):
 
 
 class LoadedDice(Dice):
-    """Claims to replay, but its steps draw from an unseeded generator."""
+    """Claims to replay, but its steps read state outside the env (a process-wide counter:
+    unlike an unseeded generator, it never repeats a roll by chance)."""
+
+    rolls_so_far = 0
 
     def _apply(self, command):
-        self.total += random.randint(1, 6)
+        LoadedDice.rolls_so_far += 1
+        self.total += LoadedDice.rolls_so_far
         return Transition(f"total {self.total}", {"roll": 0.0})
 
 
