@@ -1,9 +1,15 @@
 """SALT and GiGPO as verl advantage estimators (``algorithm.adv_estimator=agentgym_salt``).
 
 verl picks an estimator by name from its registry (``verl.trainer.ppo.core_algos``).
-Importing this module registers ``agentgym_salt`` and ``agentgym_gigpo`` there. As in
-verl-agent, a batch row is one turn of a multi-turn episode, and the step anchors come from
-the batch's non-tensor fields:
+Importing this module registers ``agentgym_salt`` and ``agentgym_gigpo`` there. They take
+a batch in either of the two layouts multi-turn verl trainers use.
+
+**A row per episode** (verl's agent loops, :mod:`trainers.verl_agent_loop`): the row's
+non-tensor field ``agentgym_turns`` lists its turns, each with its token span in the response
+(``start``, ``end``), its ``reward``, ``state_key``, ``next_state_key`` and ``action``; ``uid``
+is the group. Each turn's advantage covers its span's model tokens.
+
+**A row per turn**, as in verl-agent, with the step anchors in these non-tensor fields:
 
 ==================  =====================================================================
 ``uid``             the group (one task's episodes), as in every verl estimator (``index``)
@@ -14,9 +20,11 @@ the batch's non-tensor fields:
 ``action``          the parsed action (``None`` or missing: an invalid action)
 ==================  =====================================================================
 
-A turn's reward is the sum of its row's ``token_level_rewards``. The rows are turned into
-agentgym episodes and given to :class:`trainers.SALT` / :class:`trainers.GiGPO`, so the
-advantages are exactly agentgym's; each row's advantage is spread over its response tokens.
+A turn's reward is the sum of its row's ``token_level_rewards``; each row's advantage is
+spread over its response tokens.
+
+Either way the rows become agentgym episodes given to :class:`trainers.SALT` /
+:class:`trainers.GiGPO`, so the advantages are exactly agentgym's.
 
 verl's own ``compute_advantage`` passes ``non_tensor_batch`` to GDPO only; a multi-turn
 trainer (verl-agent's, or yours) passes it to these, as verl-agent does for GiGPO.
@@ -83,11 +91,51 @@ def _episode(episode_id: str, rows: list[int], fields: dict[str, Any], states: A
                    turns=turns, outcome=Outcome(total_reward=float(rewards[rows].sum())))
 
 
+TURNS = "agentgym_turns"
+"""The non-tensor field of a row-per-episode batch (see :mod:`trainers.verl_agent_loop`)."""
+
+
+def episodes_of_trajectories(non_tensor_batch: dict[str, Any]) -> list[Episode]:
+    """One episode per row of a row-per-episode batch."""
+    if "uid" not in non_tensor_batch:
+        raise EstimatorError("agentgym's verl estimators need the non-tensor field 'uid' "
+                             "(the group) next to 'agentgym_turns'.")
+    episodes = []
+    for row, (group, turns) in enumerate(zip(non_tensor_batch["uid"],
+                                             non_tensor_batch[TURNS])):
+        episodes.append(Episode(
+            env_id="verl", task_id=str(group), group_id=str(group), episode_id=f"row{row}",
+            turns=[Turn(index=t, observation=str(turn["state_key"]),
+                        action=str(turn["action"]), parsed_action=turn["action"],
+                        reward=float(turn["reward"]), state_key=str(turn["state_key"]),
+                        next_state_key=str(turn["next_state_key"]))
+                   for t, turn in enumerate(turns or [])],
+            outcome=Outcome(total_reward=float(sum(t["reward"] for t in turns or [])))))
+    return episodes
+
+
+def trajectory_advantages(estimator: Any, response_mask: Any,
+                          non_tensor_batch: dict[str, Any]) -> tuple[Any, Any]:
+    """``estimator``'s per-turn advantages over each turn's span, a row per episode."""
+    import torch
+
+    episodes = episodes_of_trajectories(non_tensor_batch)
+    per_turn = estimator(Batch.from_episodes(episodes))
+    values = torch.zeros_like(response_mask, dtype=torch.float32)
+    for row, (turns, advantages) in enumerate(zip(non_tensor_batch[TURNS], per_turn)):
+        for turn, advantage in zip(turns or [], advantages):
+            values[row, int(turn["start"]):int(turn["end"])] = float(advantage)
+    spread = values * response_mask
+    return spread, spread
+
+
 def row_advantages(estimator: Any, token_level_rewards: Any, response_mask: Any,
                    non_tensor_batch: dict[str, Any]) -> tuple[Any, Any]:
     """``estimator``'s per-turn advantages as verl's ``(advantages, returns)`` tensors."""
     import torch
 
+    if TURNS in non_tensor_batch:
+        return trajectory_advantages(estimator, response_mask, non_tensor_batch)
     rewards = token_level_rewards.sum(dim=-1).detach().cpu().numpy().astype(np.float64)
     episodes, orders = episodes_of_rows(non_tensor_batch, rewards)
     per_turn = estimator(Batch.from_episodes(episodes))
