@@ -5,11 +5,14 @@ served over HTTP and WebSocket; its clients (``GenericEnvClient``, or a typed ``
 subclass, and TRL's environment support built on them) reset and step them. This module
 wraps an agentgym env in OpenEnv's ``Environment`` interface, with these types:
 
-* :class:`AgentGymAction`: ``text`` (what the agent wrote) or ``tool_call``
-  (``{"name": ..., "arguments": {...}}`` for envs with native tool calls);
+* :class:`AgentGymAction`: ``text`` (what the agent wrote, parsed by the env's protocol),
+  ``command`` (a bare command the server encodes in the env's protocol, for clients that
+  do not know it: a TRL tool call) or ``tool_call`` (``{"name": ..., "arguments": {...}}``
+  for envs with native tool calls);
 * :class:`AgentGymObservation`: ``text``, ``done``, ``reward``, and what agentgym records
   besides: ``terminated``/``truncated``, the turn's reward ``channels``, ``state_key``,
-  ``info`` (JSON-safe) and, on reset, the ``system_prompt`` and ``task_id``;
+  ``outcome`` (the outcome channels as the episode stands, so a client that stops early
+  can score it), ``info`` (JSON-safe) and, on reset, the ``system_prompt`` and ``task_id``;
 * :class:`AgentGymState`: ``episode_id``, ``step_count``, ``env_id``, ``task_id``.
 
 Each WebSocket session gets its own env instance (made with the served id and kwargs). A
@@ -37,6 +40,8 @@ class AgentGymAction(Action):
     """What the agent does: a text reply, or one native tool call."""
 
     text: str = Field("", description="The agent's reply, parsed by the env's protocol")
+    command: str | None = Field(
+        None, description="A bare command, encoded by the server in the env's protocol")
     tool_call: dict[str, Any] | None = Field(
         None, description="A native tool call {'name': str, 'arguments': {...}}")
 
@@ -50,6 +55,8 @@ class AgentGymObservation(Observation):
     channels: dict[str, float] = Field(default_factory=dict,
                                        description="This turn's named reward channels")
     state_key: str | None = Field(None, description="A fingerprint of the world state")
+    outcome: dict[str, float] = Field(
+        default_factory=dict, description="The outcome channels if the episode ended now")
     info: dict[str, Any] = Field(default_factory=dict, description="The env's info, JSON-safe")
     system_prompt: str = Field("", description="On reset: the env's system prompt")
     task_id: str = Field("", description="On reset: the task being played")
@@ -82,7 +89,7 @@ class OpenEnvAdapter(Environment):
         self._state = AgentGymState(episode_id=episode_id, step_count=0,
                                     env_id=self._state.env_id, task_id=unwrapped.task_id)
         return AgentGymObservation(text=text, info=_json_safe(info),
-                                   state_key=info.get("state_key"),
+                                   state_key=info.get("state_key"), outcome=self._outcome(),
                                    system_prompt=self.env.system_prompt(),
                                    task_id=unwrapped.task_id)
 
@@ -92,6 +99,8 @@ class OpenEnvAdapter(Environment):
         from agentgym.protocols import ToolCall
 
         command: Any = action.text
+        if action.command is not None:
+            command = self.env.protocol.encode(action.command)
         if action.tool_call is not None:
             call = action.tool_call
             command = ToolCall(str(call.get("name", "")), dict(call.get("arguments") or {}))
@@ -101,7 +110,11 @@ class OpenEnvAdapter(Environment):
             text=text, reward=float(reward), done=bool(terminated or truncated),
             terminated=bool(terminated), truncated=bool(truncated),
             channels={k: float(v) for k, v in (info.get("reward_channels") or {}).items()},
-            state_key=info.get("state_key"), info=_json_safe(info))
+            state_key=info.get("state_key"), outcome=self._outcome(), info=_json_safe(info))
+
+    def _outcome(self) -> dict[str, float]:
+        unwrapped: Any = self.env.unwrapped
+        return {k: float(v) for k, v in unwrapped.outcome_now().items()}
 
     @property
     def state(self) -> AgentGymState:

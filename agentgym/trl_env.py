@@ -4,7 +4,8 @@ TRL's ``GRPOTrainer`` takes an ``environment_factory``: a class it makes one ins
 rollout, whose ``reset(**example)`` starts an episode (the text it returns is appended to
 the prompt), whose public methods are tools the model calls during generation, and whose
 ``get_reward()`` scores the finished rollout. :func:`trl_environment` builds that class for
-any agentgym env:
+any agentgym env, made in the trainer's process or served elsewhere
+(``agentgym serve ENV --protocol openenv``, reached with ``base_url=``):
 
 * ``reset(seed=..., split=..., **_)``: the env's reset; returns the instruction and first
   observation. Dataset columns named ``seed`` and ``split`` choose the task.
@@ -27,29 +28,98 @@ import agentgym
 from agentgym.chat import first_user_message
 from agentgym.rollout import EpisodeRecorder
 
+Step = tuple[str, float, bool, bool, dict[str, Any]]
 
-def trl_environment(env_id: str, reward: Any = None, **env_kwargs: Any) -> type:
+
+class LocalEnv:
+    """An agentgym env made in this process."""
+
+    def __init__(self, env_id: str, env_kwargs: dict[str, Any]) -> None:
+        self.env = agentgym.make(env_id, **env_kwargs)
+
+    def reset(self, seed: int | None, split: str) -> tuple[str, dict[str, Any], str]:
+        """The first observation, the info and the system prompt."""
+        observation, info = self.env.reset(seed=seed, options={"split": split})
+        return observation, info, self.env.system_prompt()
+
+    def step(self, command: str) -> Step:
+        """``command`` encoded by the env's protocol, played."""
+        text, reward, terminated, truncated, info = self.env.step(
+            self.env.protocol.encode(command))
+        return text, float(reward), terminated, truncated, info
+
+    def outcome_now(self) -> dict[str, float]:
+        """The outcome channels if the episode ended now."""
+        unwrapped: Any = self.env.unwrapped
+        return unwrapped.outcome_now()
+
+
+class ServedEnv:
+    """An env served to OpenEnv clients (``agentgym serve ENV --protocol openenv``).
+
+    One WebSocket session per instance, closed with it.
+    """
+
+    def __init__(self, base_url: str) -> None:
+        import weakref
+
+        from agentgym.openenv_client import AgentGymClient
+
+        self.client = AgentGymClient(base_url=base_url).sync()
+        self.client.connect()
+        weakref.finalize(self, self.client.close)
+        self.outcome: dict[str, float] = {}
+
+    def reset(self, seed: int | None, split: str) -> tuple[str, dict[str, Any], str]:
+        """The first observation, the info and the system prompt."""
+        observation = self.client.reset(seed=seed, split=split).observation
+        self.outcome = observation.outcome
+        return observation.text, observation.info, observation.system_prompt
+
+    def step(self, command: str) -> Step:
+        """``command`` encoded by the served env's protocol, played there."""
+        from agentgym.openenv_client import AgentGymAction
+
+        observation = self.client.step(AgentGymAction(command=command)).observation
+        self.outcome = observation.outcome
+        info = {**observation.info, "reward_channels": observation.channels,
+                "state_key": observation.state_key}
+        return (observation.text, float(observation.reward or 0.0), observation.terminated,
+                observation.truncated, info)
+
+    def outcome_now(self) -> dict[str, float]:
+        """The outcome channels if the episode ended now (sent with every observation)."""
+        return dict(self.outcome)
+
+
+def trl_environment(env_id: str, reward: Any = None, *, base_url: str | None = None,
+                    **env_kwargs: Any) -> type:
     """A TRL environment class for ``env_id`` (made with ``env_kwargs``).
 
     Args:
         env_id: A registered agentgym env.
         reward: An agentgym reward spec (``Episode -> per-turn rewards``); ``None``: the
             env's own per-turn reward.
-        **env_kwargs: For ``agentgym.make``.
+        base_url: Where ``agentgym serve env_id --protocol openenv`` serves the env (its
+            kwargs are the server's); ``None``: each rollout makes the env here.
+        **env_kwargs: For ``agentgym.make`` (local envs only).
     """
+    if base_url is not None and env_kwargs:
+        raise TypeError(f"a served env has the server's kwargs; got {sorted(env_kwargs)} "
+                        f"with base_url={base_url!r}. Pass them to `agentgym serve` instead.")
 
     class AgentGymEnvironment:
         """One rollout's agentgym env, for TRL."""
 
         def __init__(self) -> None:
-            self.env = agentgym.make(env_id, **env_kwargs)
+            self.env = ServedEnv(base_url) if base_url is not None else \
+                LocalEnv(env_id, env_kwargs)
             self.recorder: EpisodeRecorder | None = None
 
         def reset(self, seed: int | None = None, split: str = "train", **_: Any) -> str:
             """Start the episode the example names; its instruction and first observation."""
-            observation, info = self.env.reset(seed=seed, options={"split": split})
-            self.recorder = EpisodeRecorder(env_id, self.env.system_prompt(),
-                                            self.env.protocol.encode, seed=seed,
+            observation, info, system_prompt = self.env.reset(seed, split)
+            self.recorder = EpisodeRecorder(env_id, system_prompt, str, seed=seed,
                                             group_id=None, history_window=None,
                                             metadata={"trainer": "trl"})
             self.recorder.begin(observation, info)
@@ -67,7 +137,7 @@ def trl_environment(env_id: str, reward: Any = None, **env_kwargs: Any) -> type:
             recorder = self._started()
             if recorder.done:
                 return "The episode is over; nothing more happens."
-            step = self.env.step(self.env.protocol.encode(command))
+            step = self.env.step(command)
             recorder.record(command, step, 0.0, 0.0)
             return step[0]
 
@@ -83,8 +153,7 @@ def trl_environment(env_id: str, reward: Any = None, **env_kwargs: Any) -> type:
                 return 0.0  # no command played: nothing earned
             if not recorder.done:  # what truncation at this turn would have recorded
                 episode.truncated = True
-                unwrapped: Any = self.env.unwrapped
-                episode.outcome.channels = unwrapped.outcome_now()
+                episode.outcome.channels = self.env.outcome_now()
             per_turn = reward(episode) if reward is not None else [t.reward for t in
                                                                    episode.turns]
             return float(sum(per_turn))

@@ -1,5 +1,6 @@
 """agentgym envs served to OpenEnv's own clients (openenv-core), two families."""
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -23,9 +24,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture(params=list(FAMILIES))
-def served(request):
-    env_id, kwargs = request.param, FAMILIES[request.param]
+@contextlib.contextmanager
+def serving(env_id, kwargs):
+    """``agentgym serve env_id --protocol openenv`` in a subprocess; its URL once healthy."""
     port = free_port()
     args = [f"--env-arg={k}={v}" for k, v in kwargs.items()]
     server = subprocess.Popen([sys.executable, "-m", "agentgym.cli", "serve", env_id,
@@ -41,10 +42,17 @@ def served(request):
                 pass
             assert server.poll() is None, server.stdout.read()
             time.sleep(0.25)
-        yield env_id, kwargs, url
+        yield url
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.fixture(params=list(FAMILIES))
+def served(request):
+    env_id, kwargs = request.param, FAMILIES[request.param]
+    with serving(env_id, kwargs) as url:
+        yield env_id, kwargs, url
 
 
 def local_transcript(env_id, kwargs, seed, steps):
@@ -88,3 +96,25 @@ def test_the_generic_client_gets_malformed_actions_as_observations(served):
         result = env.step({"text": "this is not an action at all"})
         assert result.observation["info"]["action_valid"] is False
         assert not result.done and result.observation["text"]  # said what was wrong
+
+
+def test_a_bare_command_is_encoded_by_the_served_envs_protocol():
+    """For clients that do not know a text env's protocol (a TRL tool call); the outcome as
+    it stands comes with every observation."""
+    env_id = "TextWorld-v0"
+    kwargs = FAMILIES[env_id]
+    actions, rows, last_info = local_transcript(env_id, kwargs, seed=3, steps=6)
+    with serving(env_id, kwargs) as url, AgentGymClient(base_url=url).sync() as env:
+        first = env.reset(seed=3)
+        assert first.observation.outcome.get("success") == 0.0
+        for action, (observation, _, _) in zip(actions, rows[1:]):
+            bare = env_command(env_id, action)
+            result = env.step(AgentGymAction(command=bare))
+            assert result.observation.text == observation
+        assert result.observation.outcome["success"] == float(last_info["success"])
+
+
+def env_command(env_id, encoded):
+    """The bare command an encoded action carries (the text between the protocol's tags)."""
+    with agentgym.make(env_id, **FAMILIES[env_id]) as env:
+        return env.protocol.parse(encoded).value

@@ -31,7 +31,9 @@ def test_the_adapter_plays_an_episode_and_scores_it_with_the_spec():
     assert "over" in environment.act("look")  # after the end: said so, not a crash
 
 
-def test_grpo_trainer_trains_two_steps_on_an_agentgym_env(tmp_path):
+def grpo_trainer(output_dir, environment_factory):
+    """TRL's GRPOTrainer with the tiny model (a tokenizer learnt from TextWorld, given TRL's
+    Qwen2.5 chat template, which TRL parses tool calls of), 2 steps on 4 tasks."""
     datasets = pytest.importorskip("datasets")  # installed with trl by ./run
     from trl import GRPOConfig, GRPOTrainer
     from trl.chat_template_utils import qwen2_5_chat_template
@@ -43,20 +45,21 @@ def test_grpo_trainer_trains_two_steps_on_an_agentgym_env(tmp_path):
     texts = [env.system_prompt()] + [t.observation + " " + t.action for e in agentgym.rollout(
         env, agentgym.ExpertPolicy(), tasks=4, progress=False) for t in e.turns]
     tokenizer = train_tokenizer(texts * 3, vocab_size=600, chat_format="hermes")
-    tokenizer.chat_template = qwen2_5_chat_template  # a template TRL parses tool calls of
-    model = tiny_model(tokenizer)
+    tokenizer.chat_template = qwen2_5_chat_template
     data = datasets.Dataset.from_dict({
         "prompt": [[{"role": "user", "content": "Play the game with the act tool."}]] * 4,
         "seed": [0, 1, 2, 3]})
-    config = GRPOConfig(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=2,
+    config = GRPOConfig(output_dir=str(output_dir), max_steps=2, per_device_train_batch_size=2,
                         num_generations=2, max_completion_length=16, learning_rate=1e-3,
                         logging_steps=1, report_to=[], use_cpu=True, save_strategy="no",
                         dataloader_num_workers=0, seed=0)
-    trainer = GRPOTrainer(model=model, args=config, train_dataset=data,
-                          processing_class=tokenizer,
-                          environment_factory=trl_environment("TextWorld-v0",
-                                                              reward=Outcome("success"),
-                                                              **KWARGS))
+    return GRPOTrainer(model=tiny_model(tokenizer), args=config, train_dataset=data,
+                       processing_class=tokenizer, environment_factory=environment_factory)
+
+
+def test_grpo_trainer_trains_two_steps_on_an_agentgym_env(tmp_path):
+    trainer = grpo_trainer(tmp_path, trl_environment("TextWorld-v0", reward=Outcome("success"),
+                                                     **KWARGS))
     trainer.train()
     logged = [row for row in trainer.state.log_history if "loss" in row]
     assert len(logged) == 2
@@ -78,4 +81,34 @@ def test_an_episode_the_model_stopped_early_is_scored_as_it_stands():
     assert environment.get_reward() == 0.0  # not won yet
     assert environment.recorder.episode.truncated
     assert environment.recorder.episode.outcome.channels == \
-        environment.env.unwrapped.outcome_now()
+        environment.env.env.unwrapped.outcome_now()
+
+
+def test_trl_trains_on_a_served_env_with_agentgyms_reward(tmp_path):
+    """The README's served path: `agentgym serve --protocol openenv`, then the same TRL
+    environment class with base_url. Over HTTP the expert earns the spec's return, an
+    early stop is scored by the served outcome, and a 2-step GRPOTrainer run logs it."""
+    from tests.test_openenv import serving
+
+    spec = Outcome("success", weight=2.0)
+    expert = agentgym.rollout(agentgym.make("TextWorld-v0", **KWARGS), agentgym.ExpertPolicy(),
+                              tasks=1, seed=5, progress=False)[0]
+    with serving("TextWorld-v0", KWARGS) as url:
+        environment = trl_environment("TextWorld-v0", reward=spec, base_url=url)()
+        assert expert.turns[0].observation in environment.reset(seed=5)
+        environment.act(expert.turns[0].parsed_action)
+        assert environment.get_reward() == 0.0 and environment.recorder.episode.truncated
+        environment.reset(seed=5)
+        for turn in expert.turns:
+            environment.act(turn.parsed_action)
+        expected = float(sum(spec(expert)))
+        assert expected > 0 and environment.get_reward() == pytest.approx(expected)
+        trainer = grpo_trainer(tmp_path, trl_environment("TextWorld-v0", reward=spec,
+                                                         base_url=url))
+        trainer.train()
+    logged = [row for row in trainer.state.log_history if "loss" in row]
+    assert len(logged) == 2
+    assert all(e.recorder is not None and e.recorder.episode.seed in {0, 1, 2, 3}
+               for e in trainer.environments)
+    with pytest.raises(TypeError, match="server's kwargs"):
+        trl_environment("TextWorld-v0", base_url=url, preset="easy")
