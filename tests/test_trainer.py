@@ -222,6 +222,44 @@ eval: {every: 1, tasks: 2}
     assert "4 paired episodes" in said and "no significant difference" in said
 
 
+WARMED_RUN = """
+env: {{id: TextWorld-v0, kwargs: {{preset: easy, max_turns: {turns}, num_tasks: 20}}}}
+model: {{name: tiny, vocab_size: 400}}
+seeds: [3]
+sampling: {{max_new_tokens: 8}}
+loss: {{kl_coef: 0.05}}
+rl: {{steps: 1, tasks: 1, group_size: 2, parallel_envs: 2}}
+eval: {{every: 1, tasks: 2}}
+"""
+
+
+def test_arms_share_each_seeds_warm_up_and_train_as_if_they_ran_it(tmp_path):
+    """sft.start_from ({seed} filled in) hands RL what the run's own SFT would have: the same
+    evaluation before RL and the same first update; the KL reference is the warmed-up
+    model."""
+    train_tiny(tmp_path, "own", "sft: {episodes: 4, epochs: 2}\n", base=WARMED_RUN)
+    warm = tmp_path / "own" / "seed-3" / "checkpoints" / "sft"
+    train_tiny(tmp_path, "shared", "sft: {episodes: 4, epochs: 2, start_from: "
+               f"'{tmp_path / 'own'}/seed-{{seed}}/checkpoints/sft'}}\n", base=WARMED_RUN)
+    own, shared = ([json.loads(line) for line in (tmp_path / name / "seed-3" / "metrics.jsonl")
+                    .read_text().splitlines()] for name in ("own", "shared"))
+    for key in ("eval/success_rate", "eval/mean_return"):
+        assert shared[0][key] == own[0][key]
+    for key in ("losses/loss", "losses/kl", "charts/return"):
+        assert shared[1][key] == pytest.approx(own[1][key], abs=1e-6), key
+    assert "warm-up from" in (tmp_path / "shared" / "seed-3" / "train.log").read_text()
+    learner, _ = Learner.load(warm)
+    for name, weights in learner.model.state_dict().items():
+        assert torch.equal(learner.reference.state_dict()[name], weights), name
+    from trainers.config import TrainConfig
+    from trainers.train import Phases, TrainingError, warmed_up_elsewhere
+
+    config = TrainConfig.model_validate({"env": {"id": "TextWorld-v0"},
+                                         "sft": {"start_from": str(tmp_path / "none")}})
+    with pytest.raises(TrainingError, match="not a checkpoint folder"):
+        warmed_up_elsewhere(config, Phases(None, None, False))
+
+
 def test_vine_trains_on_continuations_and_a_run_stops_at_its_env_step_budget(tmp_path):
     rows = train_tiny(tmp_path, "vine", """
 sampling: {max_new_tokens: 8}

@@ -150,6 +150,11 @@ class SFTConfig(Section):
     """Passes over them."""
     lr: float = Field(3e-3, gt=0.0)
     """Learning rate of the warm-up."""
+    start_from: str | None = None
+    """A warm-up checkpoint to start RL from instead of running SFT here (another run's
+    ``checkpoints/sft``; ``{seed}`` is replaced by this run's seed), so the arms of an
+    experiment share each seed's warm-up. Keep ``episodes`` as in the run that made it:
+    RL's tasks are numbered after SFT's."""
 
 
 class RLConfig(Section):

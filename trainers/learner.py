@@ -65,6 +65,11 @@ class Learner:
             self.reference.requires_grad_(False)
         self.step = 0
 
+    def reset_reference(self) -> None:
+        """Make the KL reference the model as it is now (after the warm-up)."""
+        if self.reference is not None:
+            self.reference.load_state_dict(self.model.state_dict())
+
     def inference_model(self) -> Any:
         """The model as a plain transformers model (LoRA adapters merged into a copy)."""
         return copy.deepcopy(self.model).merge_and_unload() if self.lora.r > 0 else self.model

@@ -219,12 +219,38 @@ def _starting_learner(mix: EnvMix, config: TrainConfig, phases: Phases, out: Pat
         if not ranks.main:
             return Learner.load(start)[0]
         prepare_tasks(mix, config, phases)
+        if config.sft.start_from is not None:
+            learner = warmed_up_elsewhere(config, phases)
+            learner.save(start, {"update": 0})
+            return learner
         model, tokenizer = build_policy_model(config, mix)
         learner = Learner(model, tokenizer, config.optim, config.loss, config.lora)
         _warm_up(learner, mix, config, phases, out)
         if ranks.distributed and not start.is_dir():  # no SFT: the others need the model
             learner.save(start, {"update": 0})
         return learner
+
+
+def warmed_up_elsewhere(config: TrainConfig, phases: Phases) -> Any:
+    """The learner at the end of another run's warm-up (``sft.start_from``).
+
+    It has this run's optimiser and loss settings: what this run's own SFT would have
+    handed RL.
+    """
+    from trainers.learner import Learner
+
+    assert config.sft.start_from is not None
+    folder = Path(config.sft.start_from.replace("{seed}", str(config.seed)))
+    if not (folder / "trainer_state.json").is_file():
+        raise TrainingError(f"sft.start_from: {folder} is not a checkpoint folder (no "
+                            f"trainer_state.json); give a run's checkpoints/sft.")
+    saved, _ = Learner.load(folder)
+    learner = Learner(saved.model, saved.tokenizer, config.optim, config.loss, config.lora)
+    learner.optimizer.load_state_dict(saved.optimizer.state_dict())  # Adam's moments
+    for group in learner.optimizer.param_groups:
+        group["lr"], group["weight_decay"] = config.optim.lr, config.optim.weight_decay
+    phases.note(f"warm-up from {folder} (SFT not run here)")
+    return learner
 
 
 def train_seeds_side_by_side(config_path: str | Path, overrides: list[str],
@@ -275,8 +301,9 @@ def prepare_tasks(mix: EnvMix, config: TrainConfig, phases: Phases) -> None:
     Tasks an env generates on first use (TextWorld's games, ALFWorld's scenes) are made
     here, under a bar, instead of silently inside the first rollout.
     """
+    sft_here = config.sft.episodes if config.sft.start_from is None else 0
     plan = [(envs[0], env_config.train_split, config.seed + i)
-            for (env_config, envs), sft in zip(mix, mix.shares(config.sft.episodes))
+            for (env_config, envs), sft in zip(mix, mix.shares(sft_here))
             for i in range(sft)]
     plan += [(envs[0], env_config.test_split, config.seed + i)
              for env_config, envs in mix for i in range(config.eval.tasks)]
@@ -309,6 +336,7 @@ def _warm_up(learner: Any, mix: EnvMix, config: TrainConfig, phases: Phases,
             advance(f"loss {metrics['sft/loss']:.3f}")
     for group in learner.optimizer.param_groups:
         group["lr"] = config.optim.lr
+    learner.reset_reference()  # KL is measured from the warmed-up policy
     learner.step = 0  # RL updates count from here
     learner.save(out / "checkpoints" / "sft", {"update": 0})
 
