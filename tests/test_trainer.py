@@ -3,6 +3,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -236,11 +237,20 @@ eval: {{every: 1, tasks: 2}}
 def test_arms_share_each_seeds_warm_up_and_train_as_if_they_ran_it(tmp_path):
     """sft.start_from ({seed} filled in) hands RL what the run's own SFT would have: the same
     evaluation before RL and the same first update; the KL reference is the warmed-up
-    model."""
-    train_tiny(tmp_path, "own", "sft: {episodes: 4, epochs: 2}\n", base=WARMED_RUN)
+    model. bench/evidence.py starts an arm once its warm-up exists and skips finished
+    runs when run again."""
+    own_config, shared_config = tmp_path / "own.yaml", tmp_path / "shared.yaml"
+    own_config.write_text(f"output: {tmp_path / 'own'}\n" + WARMED_RUN.format(turns=3)
+                          + "sft: {episodes: 4, epochs: 2}\n")
+    shared_config.write_text(
+        f"output: {tmp_path / 'shared'}\n" + WARMED_RUN.format(turns=3)
+        + f"sft: {{episodes: 4, epochs: 2, start_from: '{tmp_path}/own/seed-{{seed}}/"
+        "checkpoints/sft'}\n")
+    script = Path(__file__).parent.parent / "bench" / "evidence.py"
+    experiment = [sys.executable, str(script), str(shared_config), str(own_config)]
+    done = subprocess.run(experiment, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]  # "shared" waited for "own"'s warm-up
     warm = tmp_path / "own" / "seed-3" / "checkpoints" / "sft"
-    train_tiny(tmp_path, "shared", "sft: {episodes: 4, epochs: 2, start_from: "
-               f"'{tmp_path / 'own'}/seed-{{seed}}/checkpoints/sft'}}\n", base=WARMED_RUN)
     own, shared = ([json.loads(line) for line in (tmp_path / name / "seed-3" / "metrics.jsonl")
                     .read_text().splitlines()] for name in ("own", "shared"))
     for key in ("eval/success_rate", "eval/mean_return"):
@@ -248,6 +258,11 @@ def test_arms_share_each_seeds_warm_up_and_train_as_if_they_ran_it(tmp_path):
     for key in ("losses/loss", "losses/kl", "charts/return"):
         assert shared[1][key] == pytest.approx(own[1][key], abs=1e-6), key
     assert "warm-up from" in (tmp_path / "shared" / "seed-3" / "train.log").read_text()
+    logs = [(tmp_path / name / "seed-3" / "console.log").read_text() for name in ("own", "shared")]
+    again = subprocess.run(experiment, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0 and "finished" in again.stdout  # both skipped, done before
+    assert [(tmp_path / name / "seed-3" / "console.log").read_text()
+            for name in ("own", "shared")] == logs
     learner, _ = Learner.load(warm)
     for name, weights in learner.model.state_dict().items():
         assert torch.equal(learner.reference.state_dict()[name], weights), name

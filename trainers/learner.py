@@ -183,7 +183,9 @@ class Learner:
                    folder / "trainer_state.pt")
         state = {"step": self.step, "optim": self.optim.model_dump(),
                  "loss": self.loss.model_dump(), "lora": self.lora.model_dump(), **(extra or {})}
-        (folder / "trainer_state.json").write_text(json.dumps(state, indent=2))
+        # written last and renamed into place: its presence means the checkpoint is whole
+        (folder / "trainer_state.json.tmp").write_text(json.dumps(state, indent=2))
+        (folder / "trainer_state.json.tmp").replace(folder / "trainer_state.json")
         return folder
 
     @classmethod

@@ -255,44 +255,11 @@ def warmed_up_elsewhere(config: TrainConfig, phases: Phases) -> Any:
 
 def train_seeds_side_by_side(config_path: str | Path, overrides: list[str],
                              config: TrainConfig, parallel: int, resume: bool = False) -> None:
-    """Train each of ``config.seeds`` in its own process, ``parallel`` at once.
+    """Train each of ``config.seeds`` in its own process, ``parallel`` at once."""
+    from trainers.seed_runs import SeedRun, run_side_by_side
 
-    Each process is ``agentgym train`` with the seed's overrides and one torch thread; its
-    output goes to ``OUTPUT/seed-N/console.log``. A bar counts finished seeds.
-    """
-    import os
-    import subprocess
-    import sys
-
-    from rich.progress import Progress
-
-    waiting = [(one, [sys.executable, "-m", "agentgym.cli", "train", str(config_path),
-                      *overrides, f"seed={one.seed}", "seeds=[]", f"output={one.output}",
-                      *(["--resume"] if resume else [])])
-               for one in config.for_seeds()]
-    running: list[tuple[TrainConfig, subprocess.Popen, Any]] = []
-    failed = []
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    with Progress() as bar:
-        done = bar.add_task(f"seeds ({parallel} at once)", total=len(waiting))
-        while waiting or running:
-            while waiting and len(running) < parallel:
-                one, command = waiting.pop(0)
-                Path(one.output).mkdir(parents=True, exist_ok=True)
-                log = (Path(one.output) / "console.log").open("w")
-                running.append((one, subprocess.Popen(command, stdout=log,
-                                                      stderr=subprocess.STDOUT,
-                                                      env=environment), log))
-            time.sleep(1)
-            for item in [r for r in running if r[1].poll() is not None]:
-                running.remove(item)
-                item[2].close()
-                if item[1].returncode != 0:
-                    failed.append(item[0])
-                bar.advance(done)
-    if failed:
-        raise TrainingError("seed runs failed: " + ", ".join(
-            f"seed {one.seed} (see {Path(one.output) / 'console.log'})" for one in failed))
+    run_side_by_side([SeedRun.of(config_path, overrides, one, resume)
+                      for one in config.for_seeds()], parallel)
 
 
 def prepare_tasks(mix: EnvMix, config: TrainConfig, phases: Phases) -> None:
