@@ -26,6 +26,7 @@ from typing import Any
 
 import agentgym
 from agentgym.chat import first_user_message
+from agentgym.errors import InvalidOptionError
 from agentgym.rollout import EpisodeRecorder
 
 Step = tuple[str, float, bool, bool, dict[str, Any]]
@@ -105,7 +106,7 @@ def trl_environment(env_id: str, reward: Any = None, *, base_url: str | None = N
         **env_kwargs: For ``agentgym.make`` (local envs only).
     """
     if base_url is not None and env_kwargs:
-        raise TypeError(f"a served env has the server's kwargs; got {sorted(env_kwargs)} "
+        raise InvalidOptionError(f"a served env has the server's kwargs; got {sorted(env_kwargs)} "
                         f"with base_url={base_url!r}. Pass them to `agentgym serve` instead.")
 
     class AgentGymEnvironment:

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import agentgym
+from agentgym.errors import InvalidOptionError
 from agentgym.trl_env import trl_environment
 from rewards import Outcome
 
@@ -110,5 +111,5 @@ def test_trl_trains_on_a_served_env_with_agentgyms_reward(tmp_path):
     assert len(logged) == 2
     assert all(e.recorder is not None and e.recorder.episode.seed in {0, 1, 2, 3}
                for e in trainer.environments)
-    with pytest.raises(TypeError, match="server's kwargs"):
+    with pytest.raises(InvalidOptionError, match="server's kwargs"):
         trl_environment("TextWorld-v0", base_url=url, preset="easy")
