@@ -512,3 +512,22 @@ model: {name: tiny, vocab_size: 400}
     assert {e["env_id"] for e in episodes} <= {"TextWorld-v0", "Search-v0"}
     played = sum(r["env/TextWorld-v0/episodes"] for r in updates)
     assert played == sum(e["env_id"] == "TextWorld-v0" for e in episodes)
+
+
+def test_a_long_phase_leaves_its_progress_in_the_log(tmp_path):
+    """Background runs show no bar: the log gets a progress line per LOG_EVERY seconds."""
+    from rich.console import Console
+
+    from trainers.train import Phases
+
+    phases = Phases(Console(file=open(tmp_path / "console", "w")), tmp_path / "train.log", False)
+    phases.LOG_EVERY = 0.0
+    with phases.bar("SFT epochs", 3) as advance:
+        for epoch in range(3):
+            advance(f"loss {1 / (epoch + 1):.3f}")
+    lines = (tmp_path / "train.log").read_text().splitlines()
+    assert [line.split("  ", 1)[1] for line in lines[:3]] == [
+        "  SFT epochs: 1/3  loss 1.000", "  SFT epochs: 2/3  loss 0.500",
+        "  SFT epochs: 3/3  loss 0.333"]
+    assert "SFT epochs: 3 in" in lines[3]
+    assert "1/3" not in (tmp_path / "console").read_text()  # the bar shows it, not a line

@@ -467,17 +467,25 @@ class Phases:
     other than 0) phases are silent.
     """
 
+    LOG_EVERY = 60.0
+    """Seconds between a long phase's progress lines in the log (not printed: the bar is)."""
+
     def __init__(self, console: Any, log_path: Path | None, show: bool) -> None:
         self.console, self.log_path, self.show = console, log_path, show
 
     def note(self, text: str) -> None:
         """Print ``text`` and append it to the log."""
+        line = self._log(text)
+        if line is not None:
+            self.console.print(line, markup=False, highlight=False)
+
+    def _log(self, text: str) -> str | None:
         if self.log_path is None:
-            return
+            return None
         line = f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {text}"
         with open(self.log_path, "a") as log:
             log.write(line + "\n")
-        self.console.print(line, markup=False, highlight=False)
+        return line
 
     @contextlib.contextmanager
     def bar(self, name: str, total: int, done: int = 0) -> Iterator[Callable[..., None]]:
@@ -492,6 +500,7 @@ class Phases:
         )
 
         started, last = time.perf_counter(), [""]
+        logged, count = [started], [done]
         progress = Progress(TextColumn("{task.description}"), BarColumn(),
                             MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
                             TextColumn("{task.fields[note]}"), console=self.console,
@@ -500,8 +509,11 @@ class Phases:
             task = progress.add_task(name, total=total, completed=done, note="")
 
             def advance(note: str = "") -> None:
-                last[0] = note or last[0]
+                last[0], count[0] = note or last[0], count[0] + 1
                 progress.update(task, advance=1, note=note)
+                if time.perf_counter() - logged[0] >= self.LOG_EVERY:  # a long phase in the log
+                    logged[0] = time.perf_counter()
+                    self._log(f"  {name}: {count[0]}/{total}  {last[0]}".rstrip())
 
             yield advance
         self.note(f"{name}: {total - done} in {time.perf_counter() - started:.1f} s"
