@@ -413,3 +413,17 @@ def test_each_mutation_operator_rewrites_one_site():
                    if line.startswith("- ")]
         assert len(changed) == 1, mutation.name  # one line touched: a one-hunk gold patch
         assert changed[0][2:] == source.splitlines()[mutation.line - 1]
+
+
+@pytest.mark.parametrize("sandbox", CONTAINED)
+def test_a_grade_asked_for_mid_episode_does_not_stick(sandbox):
+    """outcome_now grades the workspace as it stands, in its own tree; the agent goes on in
+    its workspace and the work after it is graded again."""
+    with make(sandbox) as env:
+        _, info = env.reset(options={"task_id": env.task_ids("train")[0]})
+        assert env.unwrapped.outcome_now()["resolved"] == 0.0  # nothing fixed yet
+        while True:
+            *_, terminated, truncated, info = env.step(info["expert_action"])
+            if terminated or truncated:
+                break
+        assert info["outcome_channels"]["resolved"] == 1.0

@@ -234,6 +234,7 @@ class SWEEnv(AgentEnv):
                                           f"({outcome['tests']:.0%} of the failing tests pass)."
                                           + (f" {self._dropped}" if self._dropped else ""),
                               channels={"tool_valid": 1.0}, terminated=True)
+        self._outcome_cache = None  # a grade asked for earlier (outcome_now) is stale now
         if call.name == "bash":
             result = self.sandbox.run(str(call.arguments["command"]))
             ok = not (result.timed_out or result.output_stopped)
@@ -286,6 +287,8 @@ class SWEEnv(AgentEnv):
                                                  stdin=suite.stdin,
                                                  keep_bytes=grading.REPORT_BYTES).output)
         self._dropped = change.summary()
+        if not self._submitted:  # graded mid-episode (outcome_now): the agent works on
+            self._start_sandbox(self._workspace)
         fixed = sum(results.get(t, False) for t in task.fail_to_pass) / len(task.fail_to_pass)
         kept = all(results.get(t, False) for t in task.pass_to_pass)
         return {"resolved": float(fixed == 1.0 and kept), "tests": fixed if kept else 0.0,
