@@ -7,12 +7,14 @@ wraps an agentgym env in OpenEnv's ``Environment`` interface, with these types:
 
 * :class:`AgentGymAction`: ``text`` (what the agent wrote, parsed by the env's protocol),
   ``command`` (a bare command the server encodes in the env's protocol, for clients that
-  do not know it: a TRL tool call) or ``tool_call`` (``{"name": ..., "arguments": {...}}``
-  for envs with native tool calls);
+  do not know it: a TRL tool call), ``tool_call`` (``{"name": ..., "arguments": {...}}``
+  for envs with native tool calls) or ``stop`` (end the episode where it stands, as if
+  truncated: a trainer whose model stopped early);
 * :class:`AgentGymObservation`: ``text``, ``done``, ``reward``, and what agentgym records
   besides: ``terminated``/``truncated``, the turn's reward ``channels``, ``state_key``,
-  ``outcome`` (the outcome channels as the episode stands, so a client that stops early
-  can score it), ``info`` (JSON-safe) and, on reset, the ``system_prompt`` and ``task_id``;
+  ``outcome`` (the outcome channels, on the observation that ends the episode only: never
+  mid-episode, where it would be an oracle, e.g. SWE's hidden tests), ``info`` (JSON-safe)
+  and, on reset, the ``system_prompt`` and ``task_id``;
 * :class:`AgentGymState`: ``episode_id``, ``step_count``, ``env_id``, ``task_id``.
 
 Each WebSocket session gets its own env instance (made with the served id and kwargs). A
@@ -44,6 +46,7 @@ class AgentGymAction(Action):
         None, description="A bare command, encoded by the server in the env's protocol")
     tool_call: dict[str, Any] | None = Field(
         None, description="A native tool call {'name': str, 'arguments': {...}}")
+    stop: bool = Field(False, description="End the episode here, as if truncated")
 
 
 class AgentGymObservation(Observation):
@@ -56,7 +59,7 @@ class AgentGymObservation(Observation):
                                        description="This turn's named reward channels")
     state_key: str | None = Field(None, description="A fingerprint of the world state")
     outcome: dict[str, float] = Field(
-        default_factory=dict, description="The outcome channels if the episode ended now")
+        default_factory=dict, description="When the episode ends: its outcome channels")
     info: dict[str, Any] = Field(default_factory=dict, description="The env's info, JSON-safe")
     system_prompt: str = Field("", description="On reset: the env's system prompt")
     task_id: str = Field("", description="On reset: the task being played")
@@ -80,6 +83,7 @@ class OpenEnvAdapter(Environment):
         super().__init__()
         self.env = agentgym.make(env_id, **(env_kwargs or {}))
         self._state = AgentGymState(env_id=env_id)
+        self._over = False  # ended by the env or stopped: steps answer so, the env is spared
 
     def reset(self, seed: int | None = None, episode_id: str | None = None,
               **options: Any) -> AgentGymObservation:
@@ -88,8 +92,9 @@ class OpenEnvAdapter(Environment):
         unwrapped: Any = self.env.unwrapped
         self._state = AgentGymState(episode_id=episode_id, step_count=0,
                                     env_id=self._state.env_id, task_id=unwrapped.task_id)
+        self._over = False
         return AgentGymObservation(text=text, info=_json_safe(info),
-                                   state_key=info.get("state_key"), outcome=self._outcome(),
+                                   state_key=info.get("state_key"),
                                    system_prompt=self.env.system_prompt(),
                                    task_id=unwrapped.task_id)
 
@@ -98,6 +103,11 @@ class OpenEnvAdapter(Environment):
         """One turn of the episode."""
         from agentgym.protocols import ToolCall
 
+        if self._over:
+            return AgentGymObservation(text="The episode is over; reset to play again.",
+                                       done=True)
+        if action.stop:
+            return self._stopped()
         command: Any = action.text
         if action.command is not None:
             command = self.env.protocol.encode(action.command)
@@ -106,15 +116,21 @@ class OpenEnvAdapter(Environment):
             command = ToolCall(str(call.get("name", "")), dict(call.get("arguments") or {}))
         text, reward, terminated, truncated, info = self.env.step(command)
         self._state.step_count += 1
+        self._over = bool(terminated or truncated)
         return AgentGymObservation(
             text=text, reward=float(reward), done=bool(terminated or truncated),
             terminated=bool(terminated), truncated=bool(truncated),
             channels={k: float(v) for k, v in (info.get("reward_channels") or {}).items()},
-            state_key=info.get("state_key"), outcome=self._outcome(), info=_json_safe(info))
+            state_key=info.get("state_key"), info=_json_safe(info),
+            outcome={k: float(v) for k, v in (info.get("outcome_channels") or {}).items()})
 
-    def _outcome(self) -> dict[str, float]:
+    def _stopped(self) -> AgentGymObservation:
+        """End the episode as it stands; the outcome ending it here records."""
         unwrapped: Any = self.env.unwrapped
-        return {k: float(v) for k, v in unwrapped.outcome_now().items()}
+        self._over = True
+        return AgentGymObservation(
+            text="Stopped.", done=True, truncated=True, reward=0.0,
+            outcome={k: float(v) for k, v in unwrapped.outcome_now().items()})
 
     @property
     def state(self) -> AgentGymState:

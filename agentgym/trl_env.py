@@ -69,12 +69,10 @@ class ServedEnv:
         self.client = AgentGymClient(base_url=base_url).sync()
         self.client.connect()
         weakref.finalize(self, self.client.close)
-        self.outcome: dict[str, float] = {}
 
     def reset(self, seed: int | None, split: str) -> tuple[str, dict[str, Any], str]:
         """The first observation, the info and the system prompt."""
         observation = self.client.reset(seed=seed, split=split).observation
-        self.outcome = observation.outcome
         return observation.text, observation.info, observation.system_prompt
 
     def step(self, command: str) -> Step:
@@ -82,15 +80,16 @@ class ServedEnv:
         from agentgym.openenv_client import AgentGymAction
 
         observation = self.client.step(AgentGymAction(command=command)).observation
-        self.outcome = observation.outcome
         info = {**observation.info, "reward_channels": observation.channels,
-                "state_key": observation.state_key}
+                "state_key": observation.state_key, "outcome_channels": observation.outcome}
         return (observation.text, float(observation.reward or 0.0), observation.terminated,
                 observation.truncated, info)
 
     def outcome_now(self) -> dict[str, float]:
-        """The outcome channels if the episode ended now (sent with every observation)."""
-        return dict(self.outcome)
+        """Stop the served episode here; the outcome channels that records."""
+        from agentgym.openenv_client import AgentGymAction
+
+        return dict(self.client.step(AgentGymAction(stop=True)).observation.outcome)
 
 
 def trl_environment(env_id: str, reward: Any = None, *, base_url: str | None = None,
@@ -106,8 +105,9 @@ def trl_environment(env_id: str, reward: Any = None, *, base_url: str | None = N
         **env_kwargs: For ``agentgym.make`` (local envs only).
     """
     if base_url is not None and env_kwargs:
-        raise InvalidOptionError(f"a served env has the server's kwargs; got {sorted(env_kwargs)} "
-                        f"with base_url={base_url!r}. Pass them to `agentgym serve` instead.")
+        raise InvalidOptionError(
+            f"a served env has the server's kwargs; got {sorted(env_kwargs)} with "
+            f"base_url={base_url!r}. Pass them to `agentgym serve` instead.")
 
     class AgentGymEnvironment:
         """One rollout's agentgym env, for TRL."""

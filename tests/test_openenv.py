@@ -99,19 +99,29 @@ def test_the_generic_client_gets_malformed_actions_as_observations(served):
 
 
 def test_a_bare_command_is_encoded_by_the_served_envs_protocol():
-    """For clients that do not know a text env's protocol (a TRL tool call); the outcome as
-    it stands comes with every observation."""
+    """For clients that do not know a text env's protocol (a TRL tool call). The outcome
+    comes only when the episode ends, by the env or by `stop`: never mid-episode, where it
+    would tell an agent how it is doing against the grader."""
     env_id = "TextWorld-v0"
     kwargs = FAMILIES[env_id]
     actions, rows, last_info = local_transcript(env_id, kwargs, seed=3, steps=6)
     with serving(env_id, kwargs) as url, AgentGymClient(base_url=url).sync() as env:
         first = env.reset(seed=3)
-        assert first.observation.outcome.get("success") == 0.0
-        for action, (observation, _, _) in zip(actions, rows[1:]):
-            bare = env_command(env_id, action)
-            result = env.step(AgentGymAction(command=bare))
+        assert first.observation.outcome == {}
+        for n, (action, (observation, _, _)) in enumerate(zip(actions, rows[1:])):
+            result = env.step(AgentGymAction(command=env_command(env_id, action)))
             assert result.observation.text == observation
-        assert result.observation.outcome["success"] == float(last_info["success"])
+            if n < len(actions) - 1:
+                assert result.observation.outcome == {}
+        assert result.observation.outcome["success"] == float(last_info["success"]) == 1.0
+        env.reset(seed=3)
+        env.step(AgentGymAction(command=env_command(env_id, actions[0])))
+        stopped = env.step(AgentGymAction(stop=True))
+        assert stopped.done and stopped.observation.truncated
+        assert stopped.observation.outcome["success"] == 0.0
+        after = env.step(AgentGymAction(command=env_command(env_id, actions[1])))
+        assert after.done and "over" in after.observation.text  # the env is not stepped
+        assert env.state().step_count == 1
 
 
 def env_command(env_id, encoded):
