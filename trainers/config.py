@@ -350,6 +350,12 @@ class TrainConfig(Section):
                                         "output": str(Path(self.output) / f"seed-{seed}")})
                 for seed in self.seeds]
 
+    @property
+    def warm_up_folder(self) -> Path | None:
+        """The warm-up checkpoint RL starts from (``sft.start_from`` for this seed), if any."""
+        start = self.sft.start_from
+        return None if start is None else Path(start.replace("{seed}", str(self.seed)))
+
     def to_dict(self) -> dict[str, Any]:
         """The config as plain data (what ``config.json`` holds; loads back the same)."""
         return self.model_dump(mode="json")

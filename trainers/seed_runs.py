@@ -49,9 +49,8 @@ class SeedRun:
 
     def ready(self) -> bool:
         """Its warm-up, if it starts from another run's, exists."""
-        start = self.config.sft.start_from
-        return start is None or Path(start.replace("{seed}", str(self.config.seed)),
-                                     "trainer_state.json").is_file()
+        start = self.config.warm_up_folder
+        return start is None or (start / "trainer_state.json").is_file()
 
     def start(self) -> tuple[subprocess.Popen, Any, float]:
         """The process, its console log, and when it started."""

@@ -239,8 +239,8 @@ def warmed_up_elsewhere(config: TrainConfig, phases: Phases) -> Any:
     """
     from trainers.learner import Learner
 
-    assert config.sft.start_from is not None
-    folder = Path(config.sft.start_from.replace("{seed}", str(config.seed)))
+    folder = config.warm_up_folder
+    assert folder is not None
     if not (folder / "trainer_state.json").is_file():
         raise TrainingError(f"sft.start_from: {folder} is not a checkpoint folder (no "
                             f"trainer_state.json); give a run's checkpoints/sft.")
