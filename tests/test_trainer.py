@@ -17,7 +17,7 @@ from trainers import GRPO, Batch
 from trainers.config import load_config
 from trainers.learner import Learner, LossConfig, OptimConfig
 from trainers.models import tiny_from_texts
-from trainers.train import rows_for
+from trainers.train import rows_for, sft_learning_rate
 
 torch.set_num_threads(1)
 
@@ -55,6 +55,13 @@ def test_sft_fits_the_expert_actions(world):
     for _ in range(30):
         last = learner.sft_step(rows)["sft/loss"]
     assert last < first / 2
+
+
+def test_the_warm_up_rate_falls_from_its_peak_to_a_tenth():
+    rates = [sft_learning_rate(3e-3, epoch, 6) for epoch in range(6)]
+    assert rates[0] == pytest.approx(3e-3) and rates[-1] == pytest.approx(3e-4)
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert sft_learning_rate(3e-3, 0, 1) == 3e-3  # one epoch: the peak
 
 
 def test_resume_reproduces_the_next_steps_loss(world, tmp_path):

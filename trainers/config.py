@@ -149,7 +149,8 @@ class SFTConfig(Section):
     epochs: int = Field(20, ge=0)
     """Passes over them."""
     lr: float = Field(3e-3, gt=0.0)
-    """Learning rate of the warm-up."""
+    """Learning rate of the warm-up's first epoch, cosine-decayed to a tenth by its last;
+    rows are shuffled every epoch."""
     start_from: str | None = None
     """A warm-up checkpoint to start RL from instead of running SFT here (another run's
     ``checkpoints/sft``; ``{seed}`` is replaced by this run's seed), so the arms of an

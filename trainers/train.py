@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
+import random
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -295,17 +297,27 @@ def _warm_up(learner: Any, mix: EnvMix, config: TrainConfig, phases: Phases,
                                         history_window=config.sampling.history_window)
         rows = rows_for(experts, None, learner.tokenizer, config.rl.max_length)
         done(f"{len(experts)} episodes, {len(rows)} token rows")
-    for group in learner.optimizer.param_groups:
-        group["lr"] = config.sft.lr
     with phases.bar("SFT epochs", config.sft.epochs) as advance:
-        for _ in range(config.sft.epochs):
-            metrics = learner.sft_step(rows)
+        for epoch in range(config.sft.epochs):
+            for group in learner.optimizer.param_groups:
+                group["lr"] = sft_learning_rate(config.sft.lr, epoch, config.sft.epochs)
+            # rows of one episode sit together: unshuffled, each minibatch is one episode
+            # and every epoch ends on the same few
+            order = random.Random(config.seed * 1_000_003 + epoch).sample(rows, len(rows))
+            metrics = learner.sft_step(order)
             advance(f"loss {metrics['sft/loss']:.3f}")
     for group in learner.optimizer.param_groups:
         group["lr"] = config.optim.lr
     learner.reset_reference()  # KL is measured from the warmed-up policy
     learner.step = 0  # RL updates count from here
     learner.save(out / "checkpoints" / "sft", {"update": 0})
+
+
+def sft_learning_rate(peak: float, epoch: int, epochs: int) -> float:
+    """The warm-up's rate for an epoch: ``peak`` at the first, cosine down to a tenth of it."""
+    if epochs <= 1:
+        return peak
+    return peak * (0.1 + 0.45 * (1 + math.cos(math.pi * epoch / (epochs - 1))))
 
 
 def _update(update: int, mix: EnvMix, policy: Any, learner: Any, config: TrainConfig,
