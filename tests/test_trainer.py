@@ -14,7 +14,7 @@ from agentgym.hf_policy import TransformersPolicy
 from agentgym.policies import Conversation
 from rewards import Outcome
 from trainers import GRPO, Batch
-from trainers.config import load_config
+from trainers.config import ConfigError, load_config
 from trainers.learner import Learner, LossConfig, OptimConfig
 from trainers.models import tiny_from_texts
 from trainers.train import rows_for, sft_learning_rate
@@ -297,6 +297,24 @@ eval: {every: 5, tasks: 1}
     episodes = agentgym.read_episodes(tmp_path / "vine" / "episodes.jsonl")
     assert all(len(e.metadata["mc_values"]) == e.num_turns + 1 for e in episodes)
     assert totals[-1] > sum(e.num_turns for e in episodes)
+
+
+def test_updates_without_signal_train_nothing_when_asked_to_skip_them(tmp_path):
+    body = """
+reward: {type: outcome, channel: success, weight: 0.0}
+sampling: {max_new_tokens: 8}
+rl: {steps: 2, tasks: 1, group_size: 2, parallel_envs: 2%s}
+eval: {every: 5, tasks: 1}
+"""
+    kept = train_tiny(tmp_path, "kept", body % "")[1:]
+    skipped = train_tiny(tmp_path, "skipped", body % ", skip_zero_advantage: true")[1:]
+    assert all(row["tokens/trained"] > 0 and row["charts/rows_trained"] == 1 for row in kept)
+    assert all(row["tokens/trained"] == 0 and row["charts/rows_trained"] == 0
+               for row in skipped)
+    config = tmp_path / "kl.yaml"
+    config.write_text("rl: {skip_zero_advantage: true}\nloss: {kl_coef: 0.1}\n")
+    with pytest.raises(ConfigError, match="kl_coef"):
+        load_config(config)
 
 
 def test_lora_trains_only_the_adapters_and_resumes(world, tmp_path):

@@ -175,6 +175,11 @@ class RLConfig(Section):
     """Stop once the updates have spent this many env steps (rollouts, each tree's shared
     steps once, and Vine's continuations), ``steps`` being the most updates; for comparing
     estimators at an equal budget. ``None``: ``steps`` updates."""
+    skip_zero_advantage: bool = False
+    """Leave out of the update the rows whose every advantage is 0 (groups of equal
+    returns), and take no optimiser step when none is left, as DAPO's dynamic sampling
+    drops such groups: they carry no policy gradient, only cost, and under ``token-mean``
+    they dilute the rows that do. Needs ``loss.kl_coef: 0`` (the KL term is a gradient)."""
 
 
 class OptimConfig(Section):
@@ -313,6 +318,14 @@ class TrainConfig(Section):
     and eval read it): ``tensorboard`` (``OUTPUT/tensorboard``), ``wandb`` (``OUTPUT/wandb``)."""
     wandb: WandbConfig = WandbConfig()
     """wandb's project and mode."""
+
+    @model_validator(mode="after")
+    def _skips_only_rows_without_gradient(self) -> TrainConfig:
+        if self.rl.skip_zero_advantage and self.loss.kl_coef > 0:
+            raise ValueError(f"rl.skip_zero_advantage drops rows with no policy gradient, "
+                             f"but with loss.kl_coef {self.loss.kl_coef} every row has the KL "
+                             f"term's: set kl_coef to 0 or skip_zero_advantage to false")
+        return self
 
     @model_validator(mode="after")
     def _fits_the_env(self) -> TrainConfig:

@@ -109,7 +109,10 @@ class Learner:
         return {"sft/loss": sum(losses) / len(losses), "sft/grad_norm": sum(norms) / len(norms)}
 
     def rl_step(self, rows: Sequence[TokenizedSequence]) -> dict[str, float]:
-        """The clipped policy-gradient update over rows carrying per-token advantages."""
+        """The clipped policy-gradient update over rows carrying per-token advantages.
+
+        No rows, no optimiser step (unless other ranks step: then this one steps with them).
+        """
         import torch
 
         self.model.train()

@@ -343,6 +343,9 @@ def _update(update: int, mix: EnvMix, policy: Any, learner: Any, config: TrainCo
             turn.advantage = float(value)
         writer.write(episode)
     rows = rows_for(episodes, advantages, learner.tokenizer, config.rl.max_length)
+    all_rows = len(rows)
+    if config.rl.skip_zero_advantage:
+        rows = [row for row in rows if any(row.advantages)]
     started = time.perf_counter()
     metrics = learner.rl_step(rows)
     update_seconds = time.perf_counter() - started
@@ -354,6 +357,7 @@ def _update(update: int, mix: EnvMix, policy: Any, learner: Any, config: TrainCo
             "charts/return": float(returns.mean()),
             "charts/turns": stats["mean_turns"], "charts/invalid_rate": stats["invalid_rate"],
             "charts/zero_std_groups": zero_std,
+            "charts/rows_trained": len(rows) / max(all_rows, 1),
             **{f"channels/{k}": v for k, v in stats.items() if k.startswith(("turn/", "outcome/"))},
             **(_tree_costs(episodes) if config.sampling.tree is not None else {}),
             **(_per_env(mix, batch) if mix.mixed else {}),
