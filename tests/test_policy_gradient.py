@@ -1,10 +1,18 @@
 import math
+import random
 
 import pytest
 import torch
 
 from trainers.models import tiny_model
-from trainers.policy_gradient import TokenBatch, aggregate, clipped_surrogate, kl, token_logprobs
+from trainers.policy_gradient import (
+    TokenBatch,
+    aggregate,
+    clipped_surrogate,
+    kl,
+    length_grouped,
+    token_logprobs,
+)
 from trainers.tiny import train_chatml_tokenizer
 from trainers.tokenize import TokenizedSequence
 
@@ -82,3 +90,23 @@ def test_truncated_importance_weights_and_the_sampler_gap():
     assert torch.allclose(weight, torch.tensor([expected]))
     mean, top, count = sampler_gap(old, batch)
     assert count == 2 and math.isclose(top, 1.5) and math.isclose(mean, 1.0)
+
+
+def padded_share(rows, size):
+    """Tokens computed (every row padded to its minibatch's longest) per real token."""
+    batches = [rows[i:i + size] for i in range(0, len(rows), size)]
+    return sum(max(map(len, b)) * len(b) for b in batches) / sum(map(len, rows))
+
+
+def test_length_grouped_minibatches_pad_little_and_keep_every_row_once():
+    rng = random.Random(0)
+    rows = [row(list(range(n)), [1] * n, [0.0] * n) for n in
+            (rng.randint(300, 1000) for _ in range(203))]
+    grouped = length_grouped(rows, 16, random.Random(1))
+    assert sorted(map(id, grouped)) == sorted(map(id, rows))
+    assert padded_share(rows, 16) > 1.25  # random order: a quarter or more is padding
+    assert padded_share(grouped, 16) < 1.05
+    again = length_grouped(rows, 16, random.Random(1))
+    assert [id(r) for r in again] == [id(r) for r in grouped]  # the rng decides the order
+    other = length_grouped(rows, 16, random.Random(2))
+    assert [id(r) for r in other] != [id(r) for r in grouped]

@@ -21,6 +21,7 @@ Aggregation over the loss mask ``m``:
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -61,6 +62,28 @@ class TokenBatch:
     def tokens(self) -> int:
         """How many tokens the loss covers."""
         return int(self.loss_mask.sum())
+
+
+def length_grouped(rows: Sequence[TokenizedSequence], size: int, rng: random.Random,
+                   megabatch: int = 50) -> list[TokenizedSequence]:
+    """``rows`` in an order whose consecutive runs of ``size`` rows have similar lengths.
+
+    A minibatch pads every row to its longest, so random minibatches of agent turns (a few
+    hundred to a thousand tokens) spend a third of their compute on padding. The rows are
+    shuffled, sorted by length within megabatches of ``megabatch * size`` rows, cut into
+    minibatches, and the minibatches shuffled: which rows meet stays random at the scale
+    of an epoch. The one short minibatch, if any, comes last, so cutting the result every
+    ``size`` rows gives exactly these minibatches.
+    """
+    shuffled = rng.sample(list(rows), len(rows))
+    span = size * megabatch
+    batches = []
+    for start in range(0, len(shuffled), span):
+        mega = sorted(shuffled[start:start + span], key=len, reverse=True)
+        batches += [mega[i:i + size] for i in range(0, len(mega), size)]
+    short = [batches.pop()] if batches and len(batches[-1]) < size else []
+    rng.shuffle(batches)
+    return [row for batch in batches + short for row in batch]
 
 
 def token_logprobs(model: Any, batch: TokenBatch) -> Any:

@@ -32,6 +32,7 @@ from agentgym.summary import summarize
 from trainers.config import TrainConfig
 from trainers.env_mix import EnvMix
 from trainers.metric_sinks import open_metric_log
+from trainers.policy_gradient import length_grouped
 from trainers.runs import latest_checkpoint
 
 
@@ -303,8 +304,8 @@ def _warm_up(learner: Any, mix: EnvMix, config: TrainConfig, phases: Phases,
                 group["lr"] = sft_learning_rate(config.sft.lr, epoch, config.sft.epochs)
             # rows of one episode sit together: unshuffled, each minibatch is one episode
             # and every epoch ends on the same few
-            order = random.Random(config.seed * 1_000_003 + epoch).sample(rows, len(rows))
-            metrics = learner.sft_step(order)
+            rng = random.Random(f"sft-rows/{config.seed}/{epoch}")
+            metrics = learner.sft_step(length_grouped(rows, config.optim.minibatch_size, rng))
             advance(f"loss {metrics['sft/loss']:.3f}")
     for group in learner.optimizer.param_groups:
         group["lr"] = config.optim.lr
@@ -346,6 +347,8 @@ def _update(update: int, mix: EnvMix, policy: Any, learner: Any, config: TrainCo
     all_rows = len(rows)
     if config.rl.skip_zero_advantage:
         rows = [row for row in rows if any(row.advantages)]
+    rows = length_grouped(rows, config.optim.minibatch_size,
+                          random.Random(f"rl-rows/{config.seed}/{update}"))
     started = time.perf_counter()
     metrics = learner.rl_step(rows)
     update_seconds = time.perf_counter() - started
