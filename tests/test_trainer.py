@@ -57,6 +57,15 @@ def test_sft_fits_the_expert_actions(world):
     assert last < first / 2
 
 
+def test_the_warm_up_takes_one_optimiser_step_per_minibatch_of_its_own_size(world):
+    _, experts, _, model, tokenizer = world
+    learner = Learner(type(model)(model.config), tokenizer, OptimConfig(minibatch_size=16))
+    rows = rows_for(experts, None, tokenizer, 2048)
+    learner.sft_step(rows, minibatch_size=3)
+    adam_steps = next(iter(learner.optimizer.state.values()))["step"]
+    assert len(rows) > 3 and int(adam_steps) == -(-len(rows) // 3)
+
+
 def test_the_warm_up_rate_falls_from_its_peak_to_a_tenth():
     rates = [sft_learning_rate(3e-3, epoch, 6) for epoch in range(6)]
     assert rates[0] == pytest.approx(3e-3) and rates[-1] == pytest.approx(3e-4)

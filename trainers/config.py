@@ -151,6 +151,9 @@ class SFTConfig(Section):
     lr: float = Field(3e-3, gt=0.0)
     """Learning rate of the warm-up's first epoch, cosine-decayed to a tenth by its last;
     rows are shuffled every epoch."""
+    minibatch_size: int | None = Field(None, ge=1)
+    """Rows per optimiser step of the warm-up; ``None``: ``optim.minibatch_size``. A model
+    trained from scratch learns more per pass from more, smaller steps."""
     start_from: str | None = None
     """A warm-up checkpoint to start RL from instead of running SFT here (another run's
     ``checkpoints/sft``; ``{seed}`` is replaced by this run's seed), so the arms of an

@@ -80,8 +80,9 @@ class Learner:
         with self.model.disable_adapter():
             return token_logprobs(self.model, batch)
 
-    def _minibatches(self, rows: Sequence[TokenizedSequence]) -> list[TokenBatch]:
-        size, pad = self.optim.minibatch_size, self.tokenizer.pad_token_id
+    def _minibatches(self, rows: Sequence[TokenizedSequence],
+                     size: int | None = None) -> list[TokenBatch]:
+        size, pad = size or self.optim.minibatch_size, self.tokenizer.pad_token_id
         return [TokenBatch.from_rows(rows[i:i + size], pad) for i in range(0, len(rows), size)]
 
     def _apply(self) -> float:
@@ -94,11 +95,15 @@ class Learner:
         self.optimizer.zero_grad(set_to_none=True)
         return float(norm)
 
-    def sft_step(self, rows: Sequence[TokenizedSequence]) -> dict[str, float]:
-        """One pass of supervised fine-tuning over ``rows``."""
+    def sft_step(self, rows: Sequence[TokenizedSequence],
+                 minibatch_size: int | None = None) -> dict[str, float]:
+        """One pass of supervised fine-tuning over ``rows``.
+
+        Minibatches hold ``minibatch_size`` rows, by default ``optim.minibatch_size``.
+        """
         self.model.train()
         losses, norms = [], []
-        batches = self._minibatches(rows)
+        batches = self._minibatches(rows, minibatch_size)
         for n, batch in enumerate(batches, 1):
             loss = sft_loss(self.model, batch) / self.optim.grad_accum
             loss.backward()

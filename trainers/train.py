@@ -298,6 +298,7 @@ def _warm_up(learner: Any, mix: EnvMix, config: TrainConfig, phases: Phases,
                                         history_window=config.sampling.history_window)
         rows = rows_for(experts, None, learner.tokenizer, config.rl.max_length)
         done(f"{len(experts)} episodes, {len(rows)} token rows")
+    size = config.sft.minibatch_size or config.optim.minibatch_size
     with phases.bar("SFT epochs", config.sft.epochs) as advance:
         for epoch in range(config.sft.epochs):
             for group in learner.optimizer.param_groups:
@@ -305,7 +306,7 @@ def _warm_up(learner: Any, mix: EnvMix, config: TrainConfig, phases: Phases,
             # rows of one episode sit together: unshuffled, each minibatch is one episode
             # and every epoch ends on the same few
             rng = random.Random(f"sft-rows/{config.seed}/{epoch}")
-            metrics = learner.sft_step(length_grouped(rows, config.optim.minibatch_size, rng))
+            metrics = learner.sft_step(length_grouped(rows, size, rng), size)
             advance(f"loss {metrics['sft/loss']:.3f}")
     for group in learner.optimizer.param_groups:
         group["lr"] = config.optim.lr
