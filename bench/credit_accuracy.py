@@ -197,6 +197,9 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true",
                         help="print each env's table as Markdown (epsilons side by side)")
     parser.add_argument("--out", type=Path, default=Path("runs/credit_accuracy.json"))
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows --out already holds for these settings and "
+                             "measure only the rest (a shard stopped half-way)")
     args = parser.parse_args()
     if args.combine:
         results = combine([r for path in args.combine for r in json.loads(path.read_text())])
@@ -239,17 +242,33 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     if args.full:
         args.envs, args.tasks = list(ENVS), 64
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    results = []
+    results = finished_rows(args) if args.resume else []
+    done = {(r["env"], r["epsilon"]) for r in results}
     with Progress(transient=True) as bar:
-        job = bar.add_task("credit accuracy", total=len(args.envs) * len(args.epsilons))
+        job = bar.add_task("credit accuracy", total=len(args.envs) * len(args.epsilons),
+                           completed=len(done))
         for name in args.envs:
             for epsilon in args.epsilons:
+                if (name, epsilon) in done:
+                    continue
                 started = time.perf_counter()
                 results.append(measure(name, epsilon, args))
                 results[-1]["seconds"] = round(time.perf_counter() - started, 1)
                 args.out.write_text(json.dumps(results))
                 bar.advance(job)
     return results
+
+
+def finished_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The rows of ``--out`` measured with exactly these settings (none if it is absent)."""
+    if not args.out.exists():
+        return []
+    settings = {"first_task": args.first_task, "tasks": args.tasks, "group": args.group,
+                "truth_k": args.truth_k}
+    return [r for r in json.loads(args.out.read_text())
+            if r["env"] in args.envs and r["epsilon"] in args.epsilons
+            and all(r[key] == value for key, value in settings.items())
+            and (args.max_turns is None or r["max_turns"] == args.max_turns)]
 
 
 def report(results: list[dict[str, Any]]) -> None:
