@@ -115,7 +115,7 @@ def measure(name: str, epsilon: float, args: argparse.Namespace) -> dict[str, An
         steps[f"Vine K={k}"] = _steps(Vine()(batch), "independent",
                                       sampled + cost["env_steps"])
     env.close()
-    return {"env": name, "epsilon": epsilon, "first_task": args.first_task,
+    return {"env": name, "epsilon": epsilon, "seed": args.seed, "first_task": args.first_task,
             "tasks": args.tasks, "group": args.group, "truth_k": args.truth_k,
             "max_turns": max_turns, "truth_states": len(known),
             "episodes": len(independent),
@@ -263,12 +263,18 @@ def finished_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The rows of ``--out`` measured with exactly these settings (none if it is absent)."""
     if not args.out.exists():
         return []
-    settings = {"first_task": args.first_task, "tasks": args.tasks, "group": args.group,
-                "truth_k": args.truth_k}
-    return [r for r in json.loads(args.out.read_text())
-            if r["env"] in args.envs and r["epsilon"] in args.epsilons
-            and all(r[key] == value for key, value in settings.items())
-            and (args.max_turns is None or r["max_turns"] == args.max_turns)]
+    try:
+        rows = json.loads(args.out.read_text())
+        settings = {"seed": args.seed, "first_task": args.first_task, "tasks": args.tasks,
+                    "group": args.group, "truth_k": args.truth_k}
+        return [r for r in rows
+                if r["env"] in args.envs and r["epsilon"] in args.epsilons
+                and all(r.get(key, 0 if key == "seed" else None) == value  # seedless rows: 0
+                        for key, value in settings.items())
+                and (args.max_turns is None or r["max_turns"] == args.max_turns)]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise SystemExit(f"--resume: {args.out} is not a results file of this script "
+                         f"({exc!r}); move it away or run without --resume.") from exc
 
 
 def report(results: list[dict[str, Any]]) -> None:

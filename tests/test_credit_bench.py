@@ -1,0 +1,38 @@
+"""bench/credit_accuracy.py --resume: a shard stopped half-way keeps what it finished."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "credit_accuracy.py"
+SMALL = ["--envs", "textworld-medium", "--tasks", "1", "--group", "2", "--truth-k", "2"]
+
+
+def credit(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *SMALL, *args], capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_resume_keeps_the_finished_epsilon_and_measures_only_the_rest(tmp_path):
+    out = tmp_path / "shard.json"
+    assert credit("--epsilons", "0.5", "--out", str(out)).returncode == 0
+    first = json.loads(out.read_text())
+    resumed = credit("--epsilons", "0.5", "0.2", "--out", str(out), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    rows = json.loads(out.read_text())
+    assert [r["epsilon"] for r in rows] == [0.5, 0.2]
+    assert rows[0] == first[0]  # kept as it was (its timing too), not measured again
+    other_seed = credit("--epsilons", "0.5", "--seed", "1", "--out", str(out), "--resume")
+    assert other_seed.returncode == 0, other_seed.stderr
+    assert json.loads(out.read_text())[0]["seed"] == 1  # another seed's row is not reused
+
+
+def test_resume_from_a_file_that_is_not_results_says_so(tmp_path):
+    out = tmp_path / "shard.json"
+    out.write_text("not json")
+    broken = credit("--epsilons", "0.5", "--out", str(out), "--resume")
+    assert broken.returncode != 0
+    assert "is not a results file of this script" in broken.stderr
+    assert out.read_text() == "not json"  # nothing lost
