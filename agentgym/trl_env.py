@@ -116,10 +116,12 @@ def trl_environment(env_id: str, reward: Any = None, *, base_url: str | None = N
             self.env = ServedEnv(base_url) if base_url is not None else \
                 LocalEnv(env_id, env_kwargs)
             self.recorder: EpisodeRecorder | None = None
+            self.scored: float | None = None  # the return, once get_reward has ended it
 
         def reset(self, seed: int | None = None, split: str = "train", **_: Any) -> str:
             """Start the episode the example names; its instruction and first observation."""
             observation, info, system_prompt = self.env.reset(seed, split)
+            self.scored = None
             self.recorder = EpisodeRecorder(env_id, system_prompt, str, seed=seed,
                                             group_id=None, history_window=None,
                                             metadata={"trainer": "trl"})
@@ -136,7 +138,7 @@ def trl_environment(env_id: str, reward: Any = None, *, base_url: str | None = N
                 The environment's answer.
             """
             recorder = self._started()
-            if recorder.done:
+            if recorder.done or self.scored is not None:
                 return "The episode is over; nothing more happens."
             step = self.env.step(command)
             recorder.record(command, step, 0.0, 0.0)
@@ -146,9 +148,14 @@ def trl_environment(env_id: str, reward: Any = None, *, base_url: str | None = N
             """The episode's return under the reward spec.
 
             A rollout the model ended before the env did is scored as it stands, as if
-            truncated there (the env's outcome of the current state).
+            truncated there (the env's outcome of the current state). Scoring ends the
+            episode: asked again, the same return (the env is not stopped twice).
             """
-            recorder = self._started()
+            if self.scored is None:
+                self.scored = self._score(self._started())
+            return self.scored
+
+        def _score(self, recorder: EpisodeRecorder) -> float:
             episode = recorder.finish()
             if not episode.turns:
                 return 0.0  # no command played: nothing earned

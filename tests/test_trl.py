@@ -83,6 +83,10 @@ def test_an_episode_the_model_stopped_early_is_scored_as_it_stands():
     assert environment.recorder.episode.truncated
     assert environment.recorder.episode.outcome.channels == \
         environment.env.env.unwrapped.outcome_now()
+    # scoring ended it: a later command is not played, and the return does not change
+    assert "over" in environment.act(expert.turns[1].parsed_action)
+    assert len(environment.recorder.episode.turns) == 1
+    assert environment.get_reward() == 0.0
 
 
 def test_trl_trains_on_a_served_env_with_agentgyms_reward(tmp_path):
@@ -99,6 +103,9 @@ def test_trl_trains_on_a_served_env_with_agentgyms_reward(tmp_path):
         assert expert.turns[0].observation in environment.reset(seed=5)
         environment.act(expert.turns[0].parsed_action)
         assert environment.get_reward() == 0.0 and environment.recorder.episode.truncated
+        # scored once: asked again, the same answer, and the server is not stopped again
+        assert environment.get_reward() == 0.0
+        assert "over" in environment.act(expert.turns[1].parsed_action)
         environment.reset(seed=5)
         for turn in expert.turns:
             environment.act(turn.parsed_action)
