@@ -9,6 +9,7 @@ is the same with a batch of one. torch and transformers are imported only here.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from agentgym.policies import Conversation, Reply
@@ -110,6 +111,7 @@ class TransformersPolicy(BatchPolicy):
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
         out = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
                          use_cache=True)
+        cache_name = _cache_keyword(self.model)
         for _ in range(self.max_new_tokens):
             logits = out.logits[:, -1, :].float()
             log_probs = torch.log_softmax(logits, dim=-1)
@@ -128,8 +130,8 @@ class TransformersPolicy(BatchPolicy):
             attention = torch.cat([attention, torch.ones(batch, 1, dtype=attention.dtype)], -1)
             positions = positions[:, -1:] + 1
             out = self.model(input_ids=choice[:, None], attention_mask=attention,
-                             position_ids=positions, past_key_values=out.past_key_values,
-                             use_cache=True)
+                             position_ids=positions, use_cache=True,
+                             **{cache_name: getattr(out, cache_name)})
         return tokens, logprobs
 
     def _stopped(self, tokens: list[int]) -> bool:
@@ -162,3 +164,13 @@ class TransformersPolicy(BatchPolicy):
                 "sampling": {"temperature": self.temperature, "top_p": self.top_p,
                              "max_new_tokens": self.max_new_tokens},
                 "tool_parser": self.tool_parser}
+
+
+def _cache_keyword(model: Any) -> str:
+    """What ``model.forward`` calls its key-value cache.
+
+    transformers 5.25 renamed ``past_key_values`` (in arguments and outputs) to ``cache``
+    and warns on the old name; earlier versions know only the old one.
+    """
+    return "cache" if "cache" in inspect.signature(model.forward).parameters \
+        else "past_key_values"

@@ -3,6 +3,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,28 @@ def test_policy_returns_tokens_and_logprobs(world):
     assert first.token_ids == second.token_ids and len(first.token_ids) == len(first.logprobs)
     assert all(lp <= 0 for lp in first.logprobs)
     assert tokenizer.decode(first.token_ids, skip_special_tokens=True) == first.text
+
+
+def test_cached_sampling_matches_a_full_forward_and_uses_the_current_cache_name(world):
+    """Each token's log-prob from the incremental (cached) loop equals the one a single
+    forward pass over prompt + reply gives; a cache handed over under a deprecated name
+    would warn (FutureWarning, an error here), a cache dropped would change the numbers."""
+    env, _, _, model, tokenizer = world
+    obs, info = env.reset(seed=1)
+    conversation = Conversation([{"role": "system", "content": env.system_prompt()},
+                                 {"role": "user", "content": obs}], info, env.protocol.encode)
+    policy = TransformersPolicy(model, tokenizer, temperature=1.0, max_new_tokens=10, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        (reply,) = policy.generate([conversation])
+    prompt = tokenizer(policy.prompts(tokenizer, [conversation])[0],
+                       add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([prompt + reply.token_ids])).logits[0].float()
+    full = torch.log_softmax(logits[len(prompt) - 1:-1], -1)
+    expected = [float(full[i, t]) for i, t in enumerate(reply.token_ids)]
+    assert len(reply.token_ids) > 1
+    assert reply.logprobs == pytest.approx(expected, abs=1e-4)
 
 
 def test_sft_fits_the_expert_actions(world):
