@@ -198,8 +198,9 @@ def main() -> None:
                         help="print each env's table as Markdown (epsilons side by side)")
     parser.add_argument("--out", type=Path, default=Path("runs/credit_accuracy.json"))
     parser.add_argument("--resume", action="store_true",
-                        help="keep the rows --out already holds for these settings and "
-                             "measure only the rest (a shard stopped half-way)")
+                        help="keep the rows --out already holds and measure only the "
+                             "rest (a shard stopped half-way); refused if they were "
+                             "measured with other settings")
     args = parser.parse_args()
     if args.combine:
         results = combine([r for path in args.combine for r in json.loads(path.read_text())])
@@ -260,21 +261,33 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def finished_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """The rows of ``--out`` measured with exactly these settings (none if it is absent)."""
+    """The rows ``--out`` holds (none if it is absent), all measured with these settings.
+
+    Rows of other envs or epsilons are kept as they are; rows measured with other settings
+    stop the run, since writing this run's rows would lose them.
+    """
     if not args.out.exists():
         return []
+    settings = {"seed": args.seed, "first_task": args.first_task, "tasks": args.tasks,
+                "group": args.group, "truth_k": args.truth_k}
     try:
         rows = json.loads(args.out.read_text())
-        settings = {"seed": args.seed, "first_task": args.first_task, "tasks": args.tasks,
-                    "group": args.group, "truth_k": args.truth_k}
-        return [r for r in rows
-                if r["env"] in args.envs and r["epsilon"] in args.epsilons
-                and all(r.get(key, 0 if key == "seed" else None) == value  # seedless rows: 0
-                        for key, value in settings.items())
-                and (args.max_turns is None or r["max_turns"] == args.max_turns)]
+        other = [r for r in rows if not _measured_with(r, settings, args.max_turns)]
     except (ValueError, TypeError, KeyError) as exc:
         raise SystemExit(f"--resume: {args.out} is not a results file of this script "
                          f"({exc!r}); move it away or run without --resume.") from exc
+    if other:
+        theirs = {key: other[0].get(key, 0 if key == "seed" else None) for key in settings}
+        raise SystemExit(f"--resume: {args.out} holds {len(other)} rows measured with other "
+                         f"settings ({theirs}) than this run's ({settings}); resuming would "
+                         "overwrite them. Give another --out, or this file's settings.")
+    return rows
+
+
+def _measured_with(row: dict[str, Any], settings: dict[str, Any], max_turns: int | None) -> bool:
+    return (all(row.get(key, 0 if key == "seed" else None) == value  # seedless rows: seed 0
+                for key, value in settings.items())
+            and (max_turns is None or row["max_turns"] == max_turns))
 
 
 def report(results: list[dict[str, Any]]) -> None:
