@@ -277,7 +277,7 @@ def finished_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
         raise SystemExit(f"--resume: {args.out} is not a results file of this script "
                          f"({exc!r}); move it away or run without --resume.") from exc
     if other:
-        theirs = {key: other[0].get(key, 0 if key == "seed" else None) for key in settings}
+        theirs = {key: _setting(other[0], key) for key in settings}
         raise SystemExit(f"--resume: {args.out} holds {len(other)} rows measured with other "
                          f"settings ({theirs}) than this run's ({settings}); resuming would "
                          "overwrite them. Give another --out, or this file's settings.")
@@ -285,9 +285,13 @@ def finished_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _measured_with(row: dict[str, Any], settings: dict[str, Any], max_turns: int | None) -> bool:
-    return (all(row.get(key, 0 if key == "seed" else None) == value  # seedless rows: seed 0
-                for key, value in settings.items())
+    return (all(_setting(row, key) == value for key, value in settings.items())
             and (max_turns is None or row["max_turns"] == max_turns))
+
+
+def _setting(row: dict[str, Any], key: str) -> Any:
+    """A row's setting; rows written before rows named their seed were all run at seed 0."""
+    return row.get(key, 0 if key == "seed" else None)
 
 
 def report(results: list[dict[str, Any]]) -> None:
