@@ -241,8 +241,12 @@ eval: {every: 1, tasks: 2}
     assert plots.returncode == 0, plots.stderr[-2000:]
     assert (tmp_path / "seeds" / "success.png").stat().st_size > 1000
     assert (tmp_path / "both.png").stat().st_size > 1000
-    from trainers.plots import curve
+    from trainers.plots import comparison_figure, curve
     from trainers.runs import seed_runs
+
+    rates = comparison_figure([tmp_path / "seeds"], "eval/success_rate")
+    # from zero: matplotlib's own margin would put the axis below it
+    assert rates.axes[0].get_ylim()[0] == 0
 
     steps, means, lows, highs = curve(seed_runs(tmp_path / "seeds"), "charts/return")
     assert steps == [1, 2] and all(lo <= m <= hi for lo, m, hi in zip(lows, means, highs))

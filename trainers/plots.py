@@ -72,20 +72,30 @@ def plot_comparison(runs: list[str | Path], path: str | Path,
     A folder of seeds is one line, its mean, with its 95% band.
     """
     plt = _pyplot()
+    figure = comparison_figure(runs, key)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return Path(path)
+
+
+def comparison_figure(runs: list[str | Path], key: str = "eval/success_rate") -> Any:
+    """The figure :func:`plot_comparison` saves; a rate's axis starts at zero."""
+    plt = _pyplot()
     figure, axes = plt.subplots(figsize=(7, 4))
     for run in runs:
         seeds = seed_runs(run)
         label = Path(run).name + (f" ({len(seeds)} seeds, 95% band)" if len(seeds) > 1 else "")
         if not _draw(axes, seeds, key, label, "o"):
+            plt.close(figure)
             raise InvalidOptionError(f"Run {run} has no {key!r} metric to compare.")
     axes.set_title(key)
     axes.set_xlabel("update")
+    if key.endswith("_rate"):
+        axes.set_ylim(bottom=0)  # a zoomed axis makes a one-game change look large
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return Path(path)
+    return figure
 
 
 def plot_run(run: str | Path) -> list[Path]:
