@@ -498,7 +498,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         for path in plot_run(run):
             print(path)
     if len(args.runs) > 1:
-        print(plot_comparison(args.runs, args.compare, args.metric))
+        print(plot_comparison(args.runs, args.compare, args.metric, args.x))
     return 0
 
 
@@ -690,6 +690,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="where the comparison of several runs goes")
     plot.add_argument("--metric", default="eval/success_rate",
                       help="the metric compared across runs")
+    plot.add_argument("--x", default="step", choices=["step", "perf/env_steps_total"],
+                      help="the comparison's x axis: the update, or env steps spent (for "
+                           "runs of equal env-step budgets whose updates differ in size)")
     plot.set_defaults(fn=cmd_plot)
 
     replay = sub.add_parser("replay", help="show recorded episodes")

@@ -108,14 +108,15 @@ def main() -> None:
                         help="first copy finished runs' records from here (e.g. runs/evidence)")
     parser.add_argument("--baseline", default="textworld-medium-grpo",
                         help="the arm others are tested against (default: %(default)s)")
-    parser.add_argument("--plot", type=Path, help="a PNG of held-out success, arms overlaid")
+    parser.add_argument("--plot", type=Path,
+                        help="a PNG of held-out success against env steps, arms overlaid")
     args = parser.parse_args()
     if args.copy_from:
         for target in copy_records(args.copy_from, args.root):
             print("records:", target)
     print(markdown(args.root, args.baseline))
     if args.plot:
-        print(plot_comparison(arm_folders(args.root), args.plot))
+        print(plot_comparison(arm_folders(args.root), args.plot, x="perf/env_steps_total"))
 
 
 if __name__ == "__main__":

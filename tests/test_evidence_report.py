@@ -79,3 +79,27 @@ def test_the_table_gives_each_arm_its_seed_mean_interval_and_paired_verdict(tmp_
     salt = next(line for line in third.stdout.splitlines() if line.startswith("| salt "))
     # 2 won only by salt (seed-0's tasks 0 and 1), none only by grpo: p = 2 * 0.5**2
     assert "no significant difference: McNemar p = 0.5 (2 won only here, 0 only there)" in salt
+
+
+def test_seeds_meet_at_their_last_evaluation_against_env_steps(tmp_path):
+    """Two seeds whose budget ran out at updates 3 and 4: their final evaluations pair up,
+    drawn at the seeds' mean env steps (the first row, before RL, at 0)."""
+    from trainers.plots import comparison_figure, curve
+
+    for seed, (last, spent) in enumerate([(3, 480), (4, 500)]):
+        folder = tmp_path / "arm" / f"seed-{seed}"
+        folder.mkdir(parents=True)
+        rows = [{"step": 0, "eval/success_rate": 0.1}]
+        rows += [{"step": step, "perf/env_steps_total": spent * step // last}
+                 for step in range(1, last + 1)]
+        rows[2]["eval/success_rate"] = 0.2 + 0.1 * seed
+        rows[-1]["eval/success_rate"] = 0.4 + 0.2 * seed
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    seeds = sorted((tmp_path / "arm").iterdir())
+    xs, means, lows, highs = curve(seeds, "eval/success_rate", x="perf/env_steps_total")
+    assert xs == [0, (320 + 250) / 2, 490] and means == [0.1, 0.25, 0.5]
+    assert lows[0] == highs[0] == 0.1 and lows[2] < 0.5 < highs[2]
+    by_update, _, _, _ = curve(seeds, "eval/success_rate")
+    assert by_update == [0, 2, 3.5]  # the updates differ; the x axis says so
+    figure = comparison_figure([tmp_path / "arm"], x="perf/env_steps_total")
+    assert figure.axes[0].get_xlabel() == "env steps"

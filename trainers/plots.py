@@ -22,21 +22,30 @@ PANELS = {
 }
 
 
-def curve(runs: list[Path], key: str) -> tuple[list[int], list[float], list[float],
-                                                list[float]]:
-    """``key`` against the update: the mean over ``runs`` and its 95% band.
+X_LABELS = {"step": "update", "perf/env_steps_total": "env steps"}
 
-    Only updates every run logged are drawn (a run still going does not bend the mean).
+
+def curve(runs: list[Path], key: str, x: str = "step") -> tuple[list[float], list[float],
+                                                               list[float], list[float]]:
+    """``key`` against ``x``: the mean over ``runs`` and its 95% band.
+
+    ``x`` is the update or a logged count such as ``perf/env_steps_total``. The runs'
+    points pair up in order, the i-th with the i-th, drawn at their mean ``x``, so seeds
+    whose budget ran out at different updates still meet at their last evaluation; only as
+    many points as every run logged are drawn (a run still going does not bend the mean).
+    A row without ``x`` (the evaluation before any env step) counts as 0.
     """
-    tables = [{r["step"]: r[key] for r in read_metrics(run) if key in r} for run in runs]
-    steps = sorted(set.intersection(*(set(table) for table in tables)))
-    points = [mean_interval([table[step] for table in tables]) for step in steps]
-    means, lows, highs = (list(column) for column in zip(*points)) if points else ([], [], [])
-    return steps, means, lows, highs
+    series = [[(r.get(x, 0), r[key]) for r in read_metrics(run) if key in r] for run in runs]
+    count = min((len(points) for points in series), default=0)
+    xs = [float(sum(points[i][0] for points in series)) / len(series) for i in range(count)]
+    bands = [mean_interval([points[i][1] for points in series]) for i in range(count)]
+    means, lows, highs = (list(column) for column in zip(*bands)) if bands else ([], [], [])
+    return xs, means, lows, highs
 
 
-def _draw(axes: Any, runs: list[Path], key: str, label: str, marker: str | None) -> bool:
-    steps, means, lows, highs = curve(runs, key)
+def _draw(axes: Any, runs: list[Path], key: str, label: str, marker: str | None,
+          x: str = "step") -> bool:
+    steps, means, lows, highs = curve(runs, key, x)
     if not steps:
         return False
     line = axes.plot(steps, means, marker=marker, label=label)[0]
@@ -66,30 +75,33 @@ def _pyplot():  # noqa: ANN202 - matplotlib's module
 
 
 def plot_comparison(runs: list[str | Path], path: str | Path,
-                    key: str = "eval/success_rate") -> Path:
-    """One PNG with ``key`` of several runs against the update, labelled by run folder.
+                    key: str = "eval/success_rate", x: str = "step") -> Path:
+    """One PNG with ``key`` of several runs against ``x``, labelled by run folder.
 
-    A folder of seeds is one line, its mean, with its 95% band.
+    ``x`` is the update, or env steps (``perf/env_steps_total``) for runs of equal env-step
+    budgets whose updates differ in size. A folder of seeds is one line, its mean, with its
+    95% band.
     """
     plt = _pyplot()
-    figure = comparison_figure(runs, key)
+    figure = comparison_figure(runs, key, x)
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return Path(path)
 
 
-def comparison_figure(runs: list[str | Path], key: str = "eval/success_rate") -> Any:
+def comparison_figure(runs: list[str | Path], key: str = "eval/success_rate",
+                      x: str = "step") -> Any:
     """The figure :func:`plot_comparison` saves; a rate's axis starts at zero."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(7, 4))
     for run in runs:
         seeds = seed_runs(run)
         label = Path(run).name + (f" ({len(seeds)} seeds, 95% band)" if len(seeds) > 1 else "")
-        if not _draw(axes, seeds, key, label, "o"):
+        if not _draw(axes, seeds, key, label, "o", x):
             plt.close(figure)
             raise InvalidOptionError(f"Run {run} has no {key!r} metric to compare.")
     axes.set_title(key)
-    axes.set_xlabel("update")
+    axes.set_xlabel(X_LABELS.get(x, x))
     if key.endswith("_rate"):
         axes.set_ylim(bottom=0)  # a zoomed axis makes a one-game change look large
     axes.grid(alpha=0.3)
