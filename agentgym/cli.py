@@ -690,6 +690,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="where the comparison of several runs goes")
     plot.add_argument("--metric", default="eval/success_rate",
                       help="the metric compared across runs")
+    # trainers.plots.X_LABELS's keys, named here so `agentgym --help` needs no trainers import
     plot.add_argument("--x", default="step", choices=["step", "perf/env_steps_total"],
                       help="the comparison's x axis: the update, or env steps spent (for "
                            "runs of equal env-step budgets whose updates differ in size)")

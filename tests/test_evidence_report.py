@@ -103,3 +103,12 @@ def test_seeds_meet_at_their_last_evaluation_against_env_steps(tmp_path):
     assert by_update == [0, 2, 3.5]  # the updates differ; the x axis says so
     figure = comparison_figure([tmp_path / "arm"], x="perf/env_steps_total")
     assert figure.axes[0].get_xlabel() == "env steps"
+
+
+def test_the_plot_command_offers_every_x_axis_the_plots_can_label():
+    from agentgym.cli import build_parser
+    from trainers.plots import X_LABELS
+
+    plot = build_parser()._subparsers._group_actions[0].choices["plot"]
+    offered = next(a.choices for a in plot._actions if a.dest == "x")
+    assert list(offered) == list(X_LABELS)
