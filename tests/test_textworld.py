@@ -228,3 +228,27 @@ def test_admissible_commands_can_be_shown():
     with agentgym.make("TextWorld-v0", preset="easy", show_admissible=True) as env:
         obs, info = env.reset(seed=0)
         assert obs.endswith("Admissible commands: " + ", ".join(info["admissible_actions"]))
+
+
+SESSION_COMMANDS = ["save", "SAVE", "look. save", "look then script", "restore", "restart",
+                    "quit", "q", "undo", "transcript", "look,then restart"]
+
+
+def test_session_commands_are_refused_and_write_nothing(tmp_path, monkeypatch):
+    # unrefused, 'save' and 'script' write game.qzl and a transcript into the working
+    # directory, 'restore' loads another episode's save and 'restart' + 'yes' starts over
+    monkeypatch.chdir(tmp_path)
+    with agentgym.make("TextWorld-v0", preset="easy") as env:
+        obs, info = env.reset(seed=0)
+        obs, _, _, _, info = env.step(info["expert_action"])
+        moved = info["state_key"]
+        for command in SESSION_COMMANDS:
+            obs, reward, terminated, truncated, info = env.step(f"<action>{command}</action>")
+            assert not info["action_valid"], command
+            assert obs.startswith("Invalid action:") and "acts on the play session" in obs
+            assert (reward, terminated, truncated) == (0.0, False, False)
+            obs, *_, info = env.step("<action>yes</action>")  # would confirm a restart
+            assert info["state_key"] == moved, command
+        assert list(tmp_path.iterdir()) == []
+        for command in ["look then inventory", "look. inventory", "take all and look"]:
+            assert env.step(f"<action>{command}</action>")[4]["action_valid"], command

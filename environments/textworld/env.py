@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,19 @@ from environments.textworld.engine import (
 )
 from environments.textworld.games import SPLITS, GameSpec, ensure_game, game_seed
 from environments.textworld.games import preset as preset_named
+
+# Inform's out-of-world verbs: `save` and `script` write files into the worker's directory,
+# `restore` loads a save another episode wrote, `restart`/`quit` put the game back at its start
+# mid-episode. None of them is a move in the world, so the agent never needs one.
+SESSION_VERBS = frozenset({"save", "restore", "restart", "quit", "q", "undo", "script",
+                           "transcript", "unscript", "noscript"})
+_CLAUSE_BREAK = re.compile(r"[.,;:!?]|\b(?:then|and)\b")
+
+
+def _clause_verbs(command: str) -> list[str]:
+    """The first word of each clause ('look. save' and 'look then save' are two commands)."""
+    clauses = (clause.split() for clause in _CLAUSE_BREAK.split(command.lower()))
+    return [words[0] for words in clauses if words]
 
 
 class TextWorldEnv(AgentEnv):
@@ -158,6 +172,13 @@ class TextWorldEnv(AgentEnv):
         if not command.isascii() or not command.isprintable():
             return ("game commands are plain ASCII words (letters, digits, spaces and "
                     "punctuation), such as 'take key'.")
+        session_verb = next((verb for verb in _clause_verbs(command) if verb in SESSION_VERBS),
+                            None)
+        if session_verb:
+            return (f"{session_verb!r} acts on the play session, not the world (it would "
+                    f"write files, reload or restart the game); the game does not take "
+                    f"{', '.join(sorted(SESSION_VERBS))}. Write game commands such as "
+                    "'open door'.")
         return None
 
     def _abandon(self) -> None:
