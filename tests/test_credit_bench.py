@@ -40,3 +40,18 @@ def test_resume_from_a_file_that_is_not_results_says_so(tmp_path):
     assert broken.returncode != 0
     assert "is not a results file of this script" in broken.stderr
     assert out.read_text() == "not json"  # nothing lost
+
+
+def test_shared_states_replays_the_groups_the_benchmark_scored(tmp_path):
+    scored, replayed = tmp_path / "credit.json", tmp_path / "shared.json"
+    one_task = ["--envs", "textworld-medium", "--tasks", "1", "--epsilons", "0.5"]
+    assert subprocess.run([sys.executable, str(SCRIPT), *one_task, "--truth-k", "1",
+                           "--out", str(scored)], timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}).returncode == 0
+    assert subprocess.run([sys.executable, str(SCRIPT.parent / "shared_states.py"), *one_task,
+                           "--out", str(replayed)], timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}).returncode == 0
+    [bench], [meet] = json.loads(scored.read_text()), json.loads(replayed.read_text())
+    assert meet["steps"] == bench["steps"]["GRPO"]["env_steps"]  # the very same episodes
+    assert meet["success"] == bench["wins"] / bench["episodes"]
+    assert 0 <= meet["contested"] <= meet["shared"] <= 1
