@@ -1,13 +1,15 @@
 """How often do a group's episodes meet? The room SALT has to differ from GRPO.
 
-Replays the credit benchmark's independent groups (same envs, turn limits, noisy expert and
-per-shard seeds as ``bench/credit_accuracy.py``, so the episodes are the ones it scored) and
-counts, per env and epsilon, the share of steps on an edge (state, action, next state) that
-another episode of the group took too, and the share on an edge that both a winning and a
-losing episode took ("contested"): only on contested steps can SALT's edge mean differ from
-the episode's own outcome. Rollouts only, no ground truth: a few minutes for 64 tasks.
+Replays the independent groups behind ``bench/credit_accuracy.py`` result files (each row's
+env, turn limit, epsilon, seed, first task and task count, so the episodes are the very ones
+it scored) and counts, per env and epsilon, the share of steps on an edge (state, action, next
+state) that another episode of the group took too, and the share on an edge that both a
+winning and a losing episode took ("contested"): only on contested steps can SALT's edge mean
+differ from the episode's own outcome. Beside them, SALT's Spearman lead over GRPO from the
+files. Rollouts only, no ground truth: about 20 minutes for the four envs' 64 tasks.
 
-Usage: python bench/shared_states.py --envs textworld-medium textworld-hard --tasks 64
+Usage: python bench/shared_states.py bench/results/credit/*.json \
+           bench/results/credit_accuracy_webshop_64.json
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from advantages import shared_share  # bench/ is this script's folder
-from credit_accuracy import ENVS
+from credit_accuracy import ENVS, combine, rows
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
@@ -27,20 +29,15 @@ import agentgym
 from trainers import Batch
 from trainers.graph import build_graph
 
-SHARD = 8  # tasks per shard in bench/credit_shards.sh: each shard has its own seed
 
-
-def groups(name: str, epsilon: float, tasks: int, seed: int) -> list[Any]:
-    """The independent groups the credit benchmark recorded for ``tasks`` tasks of ``name``."""
-    env_id, kwargs, max_turns = ENVS[name]
-    episodes = []
-    with agentgym.make(env_id, max_turns=max_turns, **kwargs) as env:
-        for first in range(0, tasks, SHARD):
-            shard_seed = seed + first
-            policy = agentgym.NoisyExpertPolicy(epsilon, seed=shard_seed)
-            episodes += agentgym.rollout(env, policy, tasks=min(SHARD, tasks - first),
-                                         group_size=8, seed=shard_seed, progress=False)
-    return episodes
+def replay(row: dict[str, Any]) -> list[Any]:
+    """The independent groups one credit-benchmark row (a shard or a whole run) recorded."""
+    env_id, kwargs, horizon = ENVS[row["env"]]
+    seed = row.get("seed", 0) + row.get("first_task", 0)  # as credit_accuracy.measure seeds
+    policy = agentgym.NoisyExpertPolicy(row["epsilon"], seed=seed)
+    with agentgym.make(env_id, max_turns=row.get("max_turns", horizon), **kwargs) as env:
+        return agentgym.rollout(env, policy, tasks=row["tasks"], group_size=row["group"],
+                                seed=seed, progress=False)
 
 
 def meeting(episodes: list[Any]) -> dict[str, float]:
@@ -53,30 +50,48 @@ def meeting(episodes: list[Any]) -> dict[str, float]:
             "success": sum(e.outcome.success for e in episodes) / len(episodes)}
 
 
+def salt_lead(shards: list[dict[str, Any]]) -> float:
+    """SALT(GRPO)'s Spearman minus GRPO's over these rows (older whole runs kept only scores)."""
+    if "rows" in shards[0]:
+        scores = shards[0]["rows"]
+    else:
+        scores = rows(combine(shards)[0])
+    return scores["SALT(GRPO)"]["spearman"] - scores["GRPO"]["spearman"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--envs", nargs="+", default=["textworld-medium", "textworld-hard"],
-                        choices=ENVS)
-    parser.add_argument("--epsilons", nargs="+", type=float, default=[0.2, 0.5])
-    parser.add_argument("--tasks", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("results", nargs="+", type=Path,
+                        help="bench/credit_accuracy.py result files (shards or whole runs)")
     parser.add_argument("--out", type=Path, default=Path("runs/shared_states.json"))
     args = parser.parse_args()
-    runs = [(name, epsilon) for name in args.envs for epsilon in args.epsilons]
-    results = []
-    for name, epsilon in track(runs, description="replaying groups"):
-        shares = meeting(groups(name, epsilon, args.tasks, args.seed))
-        results.append({"env": name, "epsilon": epsilon, "tasks": args.tasks, **shares})
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=1))
-    table = Table(title=f"Where a group's episodes meet ({args.tasks} tasks, groups of 8)")
-    for column in ("env", "epsilon", "success", "steps", "shared steps", "contested steps"):
-        table.add_column(column, justify="left" if column == "env" else "right")
-    for r in results:
-        table.add_row(r["env"], f"{r['epsilon']}", f"{r['success']:.0%}", f"{r['steps']:,}",
-                      f"{r['shared']:.1%}", f"{r['contested']:.1%}")
-    Console().print(table)
+    runs: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    for path in args.results:
+        for row in json.loads(path.read_text()):
+            runs.setdefault((row["env"], row["epsilon"]), []).append(row)
+    episodes: dict[tuple[str, float], list[Any]] = {key: [] for key in runs}
+    for key, row in track([(k, r) for k, rs in runs.items() for r in rs],
+                          description="replaying groups"):
+        episodes[key] += replay(row)
+    results = [{"env": env, "epsilon": epsilon, "tasks": sum(r["tasks"] for r in shards),
+                **meeting(episodes[env, epsilon]), "salt_lead": salt_lead(shards)}
+               for (env, epsilon), shards in runs.items()]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1))
+    Console().print(table(results))
     print(f"results: {args.out}")
+
+
+def table(results: list[dict[str, Any]]) -> Table:
+    out = Table(title="Where a group's episodes meet (groups of 8)")
+    for column in ("env", "epsilon", "tasks", "success", "steps", "shared steps",
+                   "contested steps", "SALT - GRPO Spearman"):
+        out.add_column(column, justify="left" if column == "env" else "right")
+    for r in results:
+        out.add_row(r["env"], f"{r['epsilon']}", f"{r['tasks']}", f"{r['success']:.0%}",
+                    f"{r['steps']:,}", f"{r['shared']:.1%}", f"{r['contested']:.1%}",
+                    f"{r['salt_lead']:+.3f}")
+    return out
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """bench/credit_accuracy.py --resume: a shard stopped half-way keeps what it finished."""
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "credit_accuracy.py"
 SMALL = ["--envs", "textworld-medium", "--tasks", "1", "--group", "2", "--truth-k", "2"]
@@ -48,10 +51,15 @@ def test_shared_states_replays_the_groups_the_benchmark_scored(tmp_path):
     assert subprocess.run([sys.executable, str(SCRIPT), *one_task, "--truth-k", "1",
                            "--out", str(scored)], timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "1"}).returncode == 0
-    assert subprocess.run([sys.executable, str(SCRIPT.parent / "shared_states.py"), *one_task,
+    assert subprocess.run([sys.executable, str(SCRIPT.parent / "shared_states.py"), str(scored),
                            "--out", str(replayed)], timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "1"}).returncode == 0
     [bench], [meet] = json.loads(scored.read_text()), json.loads(replayed.read_text())
     assert meet["steps"] == bench["steps"]["GRPO"]["env_steps"]  # the very same episodes
     assert meet["success"] == bench["wins"] / bench["episodes"]
     assert 0 <= meet["contested"] <= meet["shared"] <= 1
+    spec = importlib.util.spec_from_file_location("credit_accuracy", SCRIPT)
+    credit_accuracy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(credit_accuracy)
+    scores = {label: row["spearman"] for label, row in credit_accuracy.rows(bench).items()}
+    assert meet["salt_lead"] == pytest.approx(scores["SALT(GRPO)"] - scores["GRPO"])
