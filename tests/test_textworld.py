@@ -231,7 +231,8 @@ def test_admissible_commands_can_be_shown():
 
 
 SESSION_COMMANDS = ["save", "SAVE", "look. save", "look then script", "restore", "restart",
-                    "quit", "q", "undo", "transcript", "look,then restart"]
+                    "quit", "q", "undo", "transcript", "look,then restart",
+                    "transcriptxyz"]  # the parser reads only a word's first 9 letters
 
 
 def test_session_commands_are_refused_and_write_nothing(tmp_path, monkeypatch):

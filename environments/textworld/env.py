@@ -25,6 +25,9 @@ from environments.textworld.games import preset as preset_named
 # mid-episode. None of them is a move in the world, so the agent never needs one.
 SESSION_VERBS = frozenset({"save", "restore", "restart", "quit", "q", "undo", "script",
                            "transcript", "unscript", "noscript"})
+# the games' dictionaries keep 9 letters of a word, so 'transcriptxyz' is 'transcript'
+_DICT_WORD = 9
+_SESSION_WORDS = {verb[:_DICT_WORD]: verb for verb in SESSION_VERBS}
 _CLAUSE_BREAK = re.compile(r"[.,;:!?]|\b(?:then|and)\b")
 
 
@@ -172,8 +175,8 @@ class TextWorldEnv(AgentEnv):
         if not command.isascii() or not command.isprintable():
             return ("game commands are plain ASCII words (letters, digits, spaces and "
                     "punctuation), such as 'take key'.")
-        session_verb = next((verb for verb in _clause_verbs(command) if verb in SESSION_VERBS),
-                            None)
+        session_verb = next((_SESSION_WORDS[word[:_DICT_WORD]] for word in _clause_verbs(command)
+                             if word[:_DICT_WORD] in _SESSION_WORDS), None)
         if session_verb:
             return (f"{session_verb!r} acts on the play session, not the world (it would "
                     f"write files, reload or restart the game); the game does not take "
